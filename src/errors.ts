@@ -1,0 +1,132 @@
+import type { Context, ErrorHandler, NotFoundHandler } from "hono";
+import { HTTPException } from "hono/http-exception";
+import type { ContentfulStatusCode } from "hono/utils/http-status";
+import { logEvent } from "./log.ts";
+
+/** Every problem this service can answer with, its HTTP status and its title. */
+const PROBLEMS = {
+  "invalid-request": [400, "Invalid request"],
+  "malformed-json": [400, "Malformed JSON body"],
+  "invalid-email": [400, "Invalid email in path"],
+  "validation-failed": [400, "Validation failed"],
+  unauthorized: [401, "Unauthorized"],
+  forbidden: [403, "Forbidden"],
+  "not-found": [404, "Not found"],
+  "user-not-found": [404, "No such Village user"],
+  "method-not-allowed": [405, "Method not allowed"],
+  "not-acceptable": [406, "Not acceptable"],
+  "payload-too-large": [413, "Payload too large"],
+  "unsupported-media-type": [415, "Unsupported media type"],
+  "village-rejected": [422, "Village rejected the change"],
+  "rate-limited": [429, "Too many requests"],
+  internal: [500, "Internal error"],
+  "bad-gateway": [502, "Upstream error"],
+  "service-unavailable": [503, "Service unavailable"],
+  "gateway-timeout": [504, "Upstream timeout"],
+} as const satisfies Record<string, readonly [ContentfulStatusCode, string]>;
+
+export type ProblemType = keyof typeof PROBLEMS;
+
+/** A field-level validation error, as carried in a problem's `errors[]`. */
+export interface FieldError {
+  /** Dot path of the offending field, `""` for the whole body. */
+  field: string;
+  /** JSON Pointer (RFC 6901) into the request body. */
+  pointer: string;
+  detail: string;
+}
+
+/** URI of a problem type: a URN, documented in docs/problems.md. */
+export const problemTypeUri = (type: ProblemType): string => `urn:village-edge:problem:${type}`;
+
+/** Status of a problem type. */
+export const problemStatus = (type: ProblemType): ContentfulStatusCode => PROBLEMS[type][0];
+
+/**
+ * The one error type of this service. Thrown anywhere, turned into an RFC 9457
+ * `application/problem+json` response by {@link onError}. `detail` goes on the
+ * wire, so it must never carry secrets or upstream data; `logDetail` goes to logs only.
+ */
+export class ProblemError extends Error {
+  readonly type: ProblemType;
+  readonly status: ContentfulStatusCode;
+  readonly detail: string;
+  readonly errors?: FieldError[];
+  readonly headers?: Record<string, string>;
+  readonly logDetail?: string;
+
+  constructor(
+    type: ProblemType,
+    detail: string,
+    extra: { errors?: FieldError[]; headers?: Record<string, string>; logDetail?: string } = {},
+  ) {
+    super(detail);
+    this.name = "ProblemError";
+    this.type = type;
+    this.status = PROBLEMS[type][0];
+    this.detail = detail;
+    this.errors = extra.errors;
+    this.headers = extra.headers;
+    this.logDetail = extra.logDetail;
+  }
+}
+
+/** Builds the problem+json response for an error. */
+export function problemResponse(c: Context, err: ProblemError): Response {
+  const body: Record<string, unknown> = {
+    type: problemTypeUri(err.type),
+    title: PROBLEMS[err.type][1],
+    status: err.status,
+    detail: err.detail,
+    instance: c.get("requestId"),
+  };
+  if (err.errors) body.errors = err.errors;
+  const res = new Response(JSON.stringify(body), {
+    status: err.status,
+    headers: { "Content-Type": "application/problem+json", ...err.headers },
+  });
+  return finalize(c, res);
+}
+
+/** Headers every response carries: no caching, the request id, no sniffing. */
+export function finalize(c: Context, res: Response): Response {
+  res.headers.set("Cache-Control", "no-store");
+  res.headers.set("X-Content-Type-Options", "nosniff");
+  const requestId = c.get("requestId");
+  if (requestId) res.headers.set("X-Request-Id", requestId);
+  return res;
+}
+
+const FROM_HTTP_STATUS: Partial<Record<number, ProblemType>> = {
+  400: "invalid-request",
+  401: "unauthorized",
+  404: "not-found",
+  413: "payload-too-large",
+  415: "unsupported-media-type",
+};
+
+/** The single error handler: every thrown error leaves as problem+json, internals only in logs. */
+export const onError: ErrorHandler = (err, c) => {
+  if (err instanceof ProblemError) {
+    if (err.status >= 500 || err.logDetail) {
+      logEvent(err.status >= 500 ? "error" : "warn", "problem", c, {
+        type: err.type,
+        status: err.status,
+        detail: err.logDetail ?? err.detail,
+      });
+    }
+    return problemResponse(c, err);
+  }
+  if (err instanceof HTTPException && err.status < 500) {
+    const type = FROM_HTTP_STATUS[err.status] ?? "invalid-request";
+    return problemResponse(c, new ProblemError(type, PROBLEMS[type][1]));
+  }
+  logEvent("error", "unhandled_error", c, {
+    error: err instanceof Error ? `${err.name}: ${err.message}` : String(err),
+  });
+  return problemResponse(c, new ProblemError("internal", "An internal error occurred."));
+};
+
+/** 404 for every path this service does not serve. */
+export const notFound: NotFoundHandler = (c) =>
+  problemResponse(c, new ProblemError("not-found", "No such route."));

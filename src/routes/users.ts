@@ -1,0 +1,100 @@
+/** `PATCH /users/:email`: validate, authorize, forward to Village, answer. */
+import { zValidator } from "@hono/zod-validator";
+import { Hono } from "hono";
+import { bearerAuth, canTouchDomain, canWriteAny, canWriteField, insufficientScope } from "../auth.ts";
+import { jsonBody } from "../body.ts";
+import { type Changes, ChangeSchema, toFieldErrors } from "../changes.ts";
+import { config } from "../config.ts";
+import type { AppEnv } from "../context.ts";
+import { parseEmailSegment, type TargetEmail } from "../email.ts";
+import { finalize, ProblemError } from "../errors.ts";
+import { logEvent } from "../log.ts";
+import { FIELDS } from "../tokens.ts";
+import { buildUpstreamRequest, sendUpstream, type UpstreamResult } from "../upstream.ts";
+
+const PREFIX = "/users/";
+
+/** The raw (still percent-encoded) path segment after `/users/`. */
+function rawEmailSegment(url: string): string {
+  const pathname = new URL(url).pathname;
+  return pathname.slice(pathname.indexOf(PREFIX) + PREFIX.length);
+}
+
+/** Turns an upstream result that is not a success into the caller's problem. */
+function upstreamProblem(result: UpstreamResult): ProblemError {
+  switch (result.outcome) {
+    case "not_found":
+      return new ProblemError("user-not-found", "Village has no user with this email in the network.");
+    case "rejected_by_village":
+      return new ProblemError("village-rejected", "Village rejected the change.");
+    case "timeout":
+      return new ProblemError("gateway-timeout", "Village did not answer in time; the change may or may not apply.");
+    default:
+      return new ProblemError("bad-gateway", "Village could not take the change; try again later.");
+  }
+}
+
+export const users = new Hono<AppEnv>();
+
+users.patch(
+  "/:email",
+  config(),
+  bearerAuth(),
+  async function authorizeTarget(c, next) {
+    const principal = c.get("principal");
+    if (!canWriteAny(principal)) {
+      throw insufficientScope("This token cannot change users.", "users:write");
+    }
+    const target = parseEmailSegment(rawEmailSegment(c.req.url));
+    if (!canTouchDomain(principal, target.domain)) {
+      throw insufficientScope("This token may not change users in this email domain.", "users:write");
+    }
+    c.set("target", target);
+    await next();
+  },
+  jsonBody(),
+  zValidator("json", ChangeSchema, (result) => {
+    if (!result.success) {
+      throw new ProblemError("validation-failed", "The change is not valid.", {
+        errors: toFieldErrors(result.error.issues),
+      });
+    }
+  }),
+  async function forward(c) {
+    const principal = c.get("principal");
+    const target: TargetEmail = c.get("target");
+    const changes: Changes = c.req.valid("json");
+    const fields = FIELDS.filter((f) => changes[f] !== undefined);
+    const denied = fields.filter((f) => !canWriteField(principal, f));
+    if (denied.length > 0) {
+      throw insufficientScope(
+        `This token may not change ${denied.join(", ")}; the whole change was refused.`,
+        denied.map((f) => `users:write:${f}`).join(" "),
+      );
+    }
+    const cfg = c.get("config");
+    const requestId = c.get("requestId");
+    const result = await sendUpstream(
+      buildUpstreamRequest(cfg, target.address, changes, requestId),
+      cfg.upstreamTimeoutMs,
+    );
+    if (result.outcome === "village_auth_failed") {
+      logEvent("error", "village_key_rejected", c, {
+        upstream_status: result.status,
+        detail: "Village refused our API key: check VILLAGE_API_KEY and VILLAGE_NETWORK_ID",
+      });
+    } else if (result.outcome !== "accepted") {
+      logEvent("warn", "upstream_failed", c, {
+        outcome: result.outcome,
+        upstream_status: result.status,
+        note: result.note,
+      });
+    }
+    if (result.outcome !== "accepted") throw upstreamProblem(result);
+    const res = c.json(
+      { status: "accepted", request_id: requestId, email: target.address, changes },
+      202,
+    );
+    return finalize(c, res);
+  },
+);

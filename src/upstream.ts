@@ -1,0 +1,121 @@
+/**
+ * The one door to Village. The request is built from an allowlist only (DESIGN invariant 2)
+ * and Village's answer is reduced to an outcome: no upstream body or header ever
+ * reaches a caller (invariant 7).
+ */
+import type { Changes } from "./changes.ts";
+import type { Config } from "./config.ts";
+import { ProblemError } from "./errors.ts";
+
+export const USER_AGENT = "village-edge/0.1";
+/** Most bytes of an upstream body ever read (and then dropped). */
+const MAX_UPSTREAM_BODY = 4096;
+
+export type UpstreamOutcome =
+  | "accepted"
+  | "not_found"
+  | "rejected_by_village"
+  | "village_auth_failed"
+  | "upstream_error"
+  | "timeout";
+
+export interface UpstreamResult {
+  outcome: UpstreamOutcome;
+  /** Village's HTTP status, when it answered. */
+  status?: number;
+  latencyMs: number;
+  /** For logs only: what went wrong, never upstream content. */
+  note?: string;
+}
+
+/**
+ * Builds the upstream request and checks, before anything is sent, that its URL has the
+ * configured origin and exactly the path shape `<base path>/networks/<id>/users/<email>`.
+ */
+export function buildUpstreamRequest(config: Config, email: string, changes: Changes, requestId: string): Request {
+  const path = `/networks/${encodeURIComponent(config.villageNetworkId)}/users/${encodeURIComponent(email)}`;
+  const url = new URL(`${config.villageBase}${path}`);
+  const basePath = new URL(config.villageBase).pathname.replace(/\/+$/, "");
+  const segments = url.pathname.slice(basePath.length).split("/");
+  const shapeOk =
+    url.origin === config.villageOrigin &&
+    url.pathname === `${basePath}${path}` &&
+    url.search === "" &&
+    url.hash === "" &&
+    segments.length === 5 &&
+    segments[1] === "networks" &&
+    segments[3] === "users" &&
+    decodeURIComponent(segments[4]) === email &&
+    decodeURIComponent(segments[2]) === config.villageNetworkId;
+  if (!shapeOk) {
+    throw new ProblemError("internal", "The request could not be forwarded.", {
+      logDetail: "upstream URL failed its shape check",
+    });
+  }
+  const body: Record<string, string> = {};
+  if (changes.first_name !== undefined) body.first_name = changes.first_name;
+  if (changes.last_name !== undefined) body.last_name = changes.last_name;
+  if (changes.phone_number !== undefined) body.phone_number = changes.phone_number;
+  return new Request(url, {
+    method: "PATCH",
+    redirect: "manual",
+    headers: {
+      Authorization: `Bearer ${config.villageApiKey}`,
+      "Content-Type": "application/json",
+      Accept: "application/json",
+      "X-Request-Id": requestId,
+      "User-Agent": USER_AGENT,
+    },
+    body: JSON.stringify(body),
+  });
+}
+
+/** Reads and drops at most {@link MAX_UPSTREAM_BODY} bytes so the connection can be reused. */
+async function drain(res: Response): Promise<void> {
+  if (!res.body) return;
+  const reader = res.body.getReader();
+  let size = 0;
+  try {
+    while (size <= MAX_UPSTREAM_BODY) {
+      const { done, value } = await reader.read();
+      if (done) return;
+      size += value.byteLength;
+    }
+    await reader.cancel();
+  } catch {
+    // a broken body changes nothing: the status has already decided the outcome
+  }
+}
+
+/** Maps Village's status to an outcome. 2xx is success: Village queues the work. */
+export function classify(status: number): UpstreamOutcome {
+  if (status >= 200 && status < 300) return "accepted";
+  if (status === 404) return "not_found";
+  if (status === 400 || status === 422) return "rejected_by_village";
+  if (status === 401 || status === 403) return "village_auth_failed";
+  return "upstream_error";
+}
+
+/** Sends the built request with a deadline; never follows redirects, never throws. */
+export async function sendUpstream(req: Request, timeoutMs: number): Promise<UpstreamResult> {
+  const started = Date.now();
+  const signal = AbortSignal.timeout(timeoutMs);
+  try {
+    const res = await fetch(req, { signal, redirect: "manual" });
+    await drain(res);
+    const outcome = classify(res.status);
+    return {
+      outcome,
+      status: res.status,
+      latencyMs: Date.now() - started,
+      note: res.status >= 300 && res.status < 400 ? "redirect not followed" : undefined,
+    };
+  } catch (err) {
+    const timedOut = signal.aborted;
+    return {
+      outcome: timedOut ? "timeout" : "upstream_error",
+      latencyMs: Date.now() - started,
+      note: timedOut ? `no answer within ${timeoutMs} ms` : `fetch failed: ${err instanceof Error ? err.name : "error"}`,
+    };
+  }
+}

@@ -1,0 +1,24 @@
+import type { TestProject } from "vitest/node";
+import { startSandbox } from "../scripts/sandbox.ts";
+
+/** The canary Village key: no response, log line or audit entry may ever contain it. */
+export const CANARY_KEY = `canary-village-key-${crypto.randomUUID()}`;
+
+declare module "vitest" {
+  export interface ProvidedContext {
+    sandboxUrl: string;
+    sandboxNetworkId: string;
+    sandboxApiKey: string;
+  }
+}
+
+/** Starts the local Village sandbox on loopback for the whole run. */
+export default async function setup(project: TestProject) {
+  const sandbox = await startSandbox({ port: 0, apiKey: CANARY_KEY, log: () => {} });
+  project.provide("sandboxUrl", sandbox.url);
+  project.provide("sandboxNetworkId", sandbox.defaultNetwork.id);
+  project.provide("sandboxApiKey", sandbox.defaultNetwork.apiKey);
+  return async () => {
+    await sandbox.close();
+  };
+}

@@ -1,0 +1,112 @@
+import { createExecutionContext, env, waitOnExecutionContext } from "cloudflare:test";
+import { expect, vi } from "vitest";
+import worker from "../src/index.ts";
+import { createToken, type NewToken } from "../src/tokens.ts";
+
+export const ORIGIN = "https://edge.test";
+
+/** Every secret handed out in this test file: none may ever show in a response. */
+const secrets = new Set<string>([env.VILLAGE_API_KEY]);
+
+/** Mints a real token in the test's TOKENS namespace and returns its secret. */
+export async function mint(scopes: string[], extra: Partial<NewToken> = {}): Promise<string> {
+  const { secret } = await createToken(env.TOKENS, { name: "test token", scopes, ...extra });
+  secrets.add(secret);
+  return secret;
+}
+
+export interface SendOptions extends RequestInit {
+  /** Binding overrides for this request. */
+  bindings?: Partial<Env>;
+}
+
+/**
+ * Sends a request through the Worker's default export, waits for its `waitUntil` work,
+ * and checks that no secret of this test run appears in the response.
+ */
+export async function send(path: string, options: SendOptions = {}): Promise<Response> {
+  const { bindings, ...init } = options;
+  const ctx = createExecutionContext();
+  const res = await worker.fetch(new Request(`${ORIGIN}${path}`, init), { ...env, ...bindings }, ctx);
+  await waitOnExecutionContext(ctx);
+  const text = await res.clone().text();
+  const headers = JSON.stringify([...res.headers]);
+  for (const secret of secrets) {
+    expect(text.includes(secret), "a secret leaked into a response body").toBe(false);
+    expect(headers.includes(secret), "a secret leaked into a response header").toBe(false);
+  }
+  return res;
+}
+
+/** `PATCH /users/<email>` with a JSON body (a string is sent as is). */
+export function patchUser(
+  email: string,
+  body: unknown,
+  token?: string,
+  options: SendOptions = {},
+): Promise<Response> {
+  const headers = new Headers(options.headers);
+  if (!headers.has("Content-Type")) headers.set("Content-Type", "application/json");
+  if (token !== undefined && !headers.has("Authorization")) headers.set("Authorization", `Bearer ${token}`);
+  return send(`/users/${email}`, {
+    method: "PATCH",
+    ...options,
+    headers,
+    body: typeof body === "string" ? body : JSON.stringify(body),
+  });
+}
+
+export interface Problem {
+  type: string;
+  title: string;
+  status: number;
+  detail: string;
+  instance: string;
+  errors?: { field: string; pointer: string; detail: string }[];
+}
+
+/** Asserts a problem+json response of this status and type, and returns its body. */
+export async function expectProblem(res: Response, status: number, type: string): Promise<Problem> {
+  expect(res.status).toBe(status);
+  expect(res.headers.get("Content-Type")).toBe("application/problem+json");
+  expect(res.headers.get("Cache-Control")).toBe("no-store");
+  const body = (await res.json()) as Problem;
+  expect(body).toMatchObject({ type: `urn:village-edge:problem:${type}`, status });
+  expect(body.instance).toBe(res.headers.get("X-Request-Id"));
+  return body;
+}
+
+export interface UpstreamCall {
+  url: string;
+  method: string;
+  headers: Record<string, string>;
+  body: string;
+  redirect: RequestRedirect;
+}
+
+/**
+ * Replaces `fetch` with a spy that records every outbound call and answers with `respond`.
+ * A call to anything but the configured Village base fails the test loudly.
+ */
+export function spyUpstream(
+  respond: (call: UpstreamCall, signal: AbortSignal | undefined) => Response | Promise<Response> = () =>
+    Response.json({ status: "queued" }, { status: 201 }),
+) {
+  const calls: UpstreamCall[] = [];
+  vi.spyOn(globalThis, "fetch").mockImplementation(async (input, init) => {
+    const req = new Request(input, init);
+    if (!req.url.startsWith(env.VILLAGE_API_BASE)) {
+      throw new Error(`unexpected outbound fetch to ${req.url}`);
+    }
+    const call: UpstreamCall = {
+      url: req.url,
+      method: req.method,
+      headers: Object.fromEntries(req.headers),
+      body: await req.text(),
+      redirect: req.redirect,
+    };
+    calls.push(call);
+    return respond(call, init?.signal ?? req.signal);
+  });
+  return calls;
+}

@@ -3,8 +3,8 @@
  * Prints `sandbox smoke: N passed, M failed`; exits non-zero on any failure.
  */
 import assert from "node:assert/strict";
-import { DEMO_USERS, startSandbox } from "./sandbox.ts";
 import type { Fault, ReceivedRequest, SandboxUser } from "./sandbox.ts";
+import { DEMO_USERS, startSandbox } from "./sandbox.ts";
 
 const logs: string[] = [];
 const sb = await startSandbox({ log: (line) => logs.push(line) });
@@ -24,23 +24,46 @@ async function test(name: string, fn: () => Promise<void>): Promise<void> {
   }
 }
 
-function patch(email: string, body: unknown, opts: { net?: string; key?: string; headers?: Record<string, string>; signal?: AbortSignal; redirect?: RequestRedirect } = {}): Promise<Response> {
-  return fetch(`${sb.url}/networks/${encodeURIComponent(opts.net ?? NET)}/users/${encodeURIComponent(email)}`, {
-    method: "PATCH",
-    headers: { ...JSON_HEADERS, authorization: `Bearer ${opts.key ?? KEY}`, ...opts.headers },
-    body: typeof body === "string" ? body : JSON.stringify(body),
-    signal: opts.signal,
-    redirect: opts.redirect,
-  });
+function patch(
+  email: string,
+  body: unknown,
+  opts: {
+    net?: string;
+    key?: string;
+    headers?: Record<string, string>;
+    signal?: AbortSignal;
+    redirect?: RequestRedirect;
+  } = {},
+): Promise<Response> {
+  return fetch(
+    `${sb.url}/networks/${encodeURIComponent(opts.net ?? NET)}/users/${encodeURIComponent(email)}`,
+    {
+      method: "PATCH",
+      headers: { ...JSON_HEADERS, authorization: `Bearer ${opts.key ?? KEY}`, ...opts.headers },
+      body: typeof body === "string" ? body : JSON.stringify(body),
+      signal: opts.signal,
+      redirect: opts.redirect,
+    },
+  );
 }
-async function control<T>(method: string, path: string, body?: unknown): Promise<{ status: number; json: T }> {
-  const res = await fetch(`${sb.url}/_sandbox${path}`, { method, headers: JSON_HEADERS, body: body === undefined ? undefined : JSON.stringify(body) });
+async function control<T>(
+  method: string,
+  path: string,
+  body?: unknown,
+): Promise<{ status: number; json: T }> {
+  const res = await fetch(`${sb.url}/_sandbox${path}`, {
+    method,
+    headers: JSON_HEADERS,
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
   const text = await res.text();
   return { status: res.status, json: (text ? JSON.parse(text) : undefined) as T };
 }
-const received = async (net = NET) => (await control<{ received: ReceivedRequest[] }>("GET", `/networks/${net}/received`)).json.received;
+const received = async (net = NET) =>
+  (await control<{ received: ReceivedRequest[] }>("GET", `/networks/${net}/received`)).json.received;
 const lastReceived = async (net = NET) => (await received(net)).at(-1);
-const addFaults = async (faults: Fault[], net = NET) => assert.equal((await control("POST", `/networks/${net}/faults`, { faults })).status, 200);
+const addFaults = async (faults: Fault[], net = NET) =>
+  assert.equal((await control("POST", `/networks/${net}/faults`, { faults })).status, 200);
 
 await test("health", async () => {
   assert.deepEqual(await control("GET", "/health"), { status: 200, json: { ok: true } });
@@ -78,7 +101,11 @@ await test("unknown user -> 404; email decoded exactly once", async () => {
   const res = await patch("nobody@example.com", { first_name: "X" });
   assert.equal(res.status, 404);
   assert.deepEqual(await res.json(), { error: "user not found" });
-  const twice = await fetch(`${sb.url}/networks/${NET}/users/ada%2540example.com`, { method: "PATCH", headers: { ...JSON_HEADERS, authorization: `Bearer ${KEY}` }, body: '{"first_name":"X"}' });
+  const twice = await fetch(`${sb.url}/networks/${NET}/users/ada%2540example.com`, {
+    method: "PATCH",
+    headers: { ...JSON_HEADERS, authorization: `Bearer ${KEY}` },
+    body: '{"first_name":"X"}',
+  });
   assert.equal(twice.status, 404);
   assert.equal((await lastReceived())?.email, "ada%40example.com");
 });
@@ -87,14 +114,33 @@ await test("unknown network -> 404, malformed encoding -> 400", async () => {
   const res = await patch("ada@example.com", { first_name: "X" }, { net: "no-such-net" });
   assert.equal(res.status, 404);
   assert.deepEqual(await res.json(), { error: "network not found" });
-  const bad = await fetch(`${sb.url}/networks/${NET}/users/ada%E0%A4%A`, { method: "PATCH", headers: { ...JSON_HEADERS, authorization: `Bearer ${KEY}` }, body: '{"first_name":"X"}' });
+  const bad = await fetch(`${sb.url}/networks/${NET}/users/ada%E0%A4%A`, {
+    method: "PATCH",
+    headers: { ...JSON_HEADERS, authorization: `Bearer ${KEY}` },
+    body: '{"first_name":"X"}',
+  });
   assert.equal(bad.status, 400);
 });
 
 await test("415 / 406 / invalid bodies -> 400 / 405 / 413 / 404 elsewhere", async () => {
-  assert.equal((await patch("ada@example.com", { first_name: "X" }, { headers: { "content-type": "text/plain" } })).status, 415);
-  assert.equal((await patch("ada@example.com", { first_name: "X" }, { headers: { accept: "text/html" } })).status, 406);
-  for (const body of ["{", "[]", "null", "{}", { email: "x@y.z" }, { first_name: 3 }, { first_name: "A", segment: "vip" }]) {
+  assert.equal(
+    (await patch("ada@example.com", { first_name: "X" }, { headers: { "content-type": "text/plain" } }))
+      .status,
+    415,
+  );
+  assert.equal(
+    (await patch("ada@example.com", { first_name: "X" }, { headers: { accept: "text/html" } })).status,
+    406,
+  );
+  for (const body of [
+    "{",
+    "[]",
+    "null",
+    "{}",
+    { email: "x@y.z" },
+    { first_name: 3 },
+    { first_name: "A", segment: "vip" },
+  ]) {
     const res = await patch("ada@example.com", body);
     assert.equal(res.status, 400, `body ${JSON.stringify(body)}`);
     assert.equal(((await res.json()) as { error: string }).error, "invalid body");
@@ -104,30 +150,58 @@ await test("415 / 406 / invalid bodies -> 400 / 405 / 413 / 404 elsewhere", asyn
   await get.arrayBuffer();
   assert.equal((await patch("ada@example.com", { first_name: "x".repeat(70 * 1024) })).status, 413);
   assert.equal((await fetch(`${sb.url}/elsewhere`)).status, 404);
-  assert.equal((await control<SandboxUser>("GET", `/networks/${NET}/users/ada%40example.com`)).json.first_name, "Ada");
+  assert.equal(
+    (await control<SandboxUser>("GET", `/networks/${NET}/users/ada%40example.com`)).json.first_name,
+    "Ada",
+  );
 });
 
 await test("fresh network via control API is isolated", async () => {
-  const users: SandboxUser[] = [{ email: "solo@example.net", first_name: "So", last_name: "Lo", phone_number: "+33123456789" }];
-  const { status, json } = await control<{ network_id: string; api_key: string }>("POST", "/networks", { users });
+  const users: SandboxUser[] = [
+    { email: "solo@example.net", first_name: "So", last_name: "Lo", phone_number: "+33123456789" },
+  ];
+  const { status, json } = await control<{ network_id: string; api_key: string }>("POST", "/networks", {
+    users,
+  });
   assert.equal(status, 201);
   assert.match(json.network_id, /^net-[0-9a-f]+$/);
   assert.notEqual(json.api_key, KEY);
-  assert.equal((await patch("solo@example.net", { last_name: "Z" }, { net: json.network_id })).status, 401, "default key must not work");
-  assert.equal((await patch("solo@example.net", { last_name: "Z" }, { net: json.network_id, key: json.api_key })).status, 201);
-  assert.equal((await control<SandboxUser>("GET", `/networks/${json.network_id}/users/solo%40example.net`)).json.last_name, "Z");
+  assert.equal(
+    (await patch("solo@example.net", { last_name: "Z" }, { net: json.network_id })).status,
+    401,
+    "default key must not work",
+  );
+  assert.equal(
+    (await patch("solo@example.net", { last_name: "Z" }, { net: json.network_id, key: json.api_key })).status,
+    201,
+  );
+  assert.equal(
+    (await control<SandboxUser>("GET", `/networks/${json.network_id}/users/solo%40example.net`)).json
+      .last_name,
+    "Z",
+  );
   assert.equal((await received(json.network_id)).length, 2);
   const seeded = await control<{ network_id: string }>("POST", "/networks");
-  assert.equal((await control<{ users: SandboxUser[] }>("GET", `/networks/${seeded.json.network_id}/users`)).json.users.length, DEMO_USERS.length);
+  assert.equal(
+    (await control<{ users: SandboxUser[] }>("GET", `/networks/${seeded.json.network_id}/users`)).json.users
+      .length,
+    DEMO_USERS.length,
+  );
   assert.equal((await control("DELETE", `/networks/${json.network_id}/received`)).status, 200);
   assert.equal((await received(json.network_id)).length, 0);
-  assert.equal((await control("POST", `/networks/${json.network_id}/faults`, { faults: [{ action: "explode" }] })).status, 400);
+  assert.equal(
+    (await control("POST", `/networks/${json.network_id}/faults`, { faults: [{ action: "explode" }] }))
+      .status,
+    400,
+  );
 });
 
 await test("fault: hang (client AbortSignal.timeout 300ms)", async () => {
   await addFaults([{ action: "hang" }]);
   const t0 = Date.now();
-  await assert.rejects(patch("ada@example.com", { first_name: "H" }, { signal: AbortSignal.timeout(300) }), { name: "TimeoutError" });
+  await assert.rejects(patch("ada@example.com", { first_name: "H" }, { signal: AbortSignal.timeout(300) }), {
+    name: "TimeoutError",
+  });
   assert.ok(Date.now() - t0 >= 250);
   assert.equal((await lastReceived())?.status, "fault:hang");
 });
@@ -159,7 +233,13 @@ await test("fault: slow-body sends headers at once, body later", async () => {
 
 await test("fault: status 503 with delay, custom body, huge streamed body; then normal again", async () => {
   await addFaults([
-    { status: 503, body: "upstream down, key=secret", contentType: "text/plain", headers: { "retry-after": "1" }, delayMs: 50 },
+    {
+      status: 503,
+      body: "upstream down, key=secret",
+      contentType: "text/plain",
+      headers: { "retry-after": "1" },
+      delayMs: 50,
+    },
     { status: 500, bodyBytes: 1024 * 1024 },
   ]);
   const res = await patch("ada@example.com", { first_name: "E" });
@@ -170,12 +250,18 @@ await test("fault: status 503 with delay, custom body, huge streamed body; then 
   assert.equal(big.status, 500);
   assert.equal((await big.arrayBuffer()).byteLength, 1024 * 1024);
   assert.equal((await patch("ada@example.com", { first_name: "E" })).status, 201);
-  assert.deepEqual((await received()).slice(-3).map((r) => r.status), ["fault:status", "fault:status", 201]);
+  assert.deepEqual(
+    (await received()).slice(-3).map((r) => r.status),
+    ["fault:status", "fault:status", 201],
+  );
 });
 
 await test("close() ends promptly with a hung connection open", async () => {
   await addFaults([{ action: "hang" }]);
-  const pending = patch("ada@example.com", { first_name: "H" }).then(() => "answered", () => "rejected");
+  const pending = patch("ada@example.com", { first_name: "H" }).then(
+    () => "answered",
+    () => "rejected",
+  );
   while ((await lastReceived())?.status !== "fault:hang") await new Promise((r) => setTimeout(r, 10));
   const t0 = Date.now();
   await sb.close();

@@ -3,28 +3,51 @@
  * multi-tenant so parallel tests don't collide, with a `/_sandbox` control API and fault injection.
  * Run: `node scripts/sandbox.ts [--port 8788]`. Uses node: built-ins only; binds 127.0.0.1 only.
  */
-import { createServer } from "node:http";
-import type { IncomingMessage, ServerResponse } from "node:http";
-import type { AddressInfo, Socket } from "node:net";
+
 import { randomBytes } from "node:crypto";
 import { realpathSync } from "node:fs";
+import type { IncomingMessage, ServerResponse } from "node:http";
+import { createServer } from "node:http";
+import type { AddressInfo, Socket } from "node:net";
 import { pathToFileURL } from "node:url";
 
 /** A Village user as the sandbox stores it. */
-export interface SandboxUser { email: string; first_name: string; last_name: string; phone_number: string }
+export interface SandboxUser {
+  email: string;
+  first_name: string;
+  last_name: string;
+  phone_number: string;
+}
 
 /** A running sandbox. `close()` destroys every open socket (hung ones included). */
-export interface Sandbox { url: string; port: number; close(): Promise<void>; defaultNetwork: { id: string; apiKey: string } }
+export interface Sandbox {
+  url: string;
+  port: number;
+  close(): Promise<void>;
+  defaultNetwork: { id: string; apiKey: string };
+}
 
 /** One request that reached the Patch User route, as recorded per network. `authorization` is redacted. */
 export interface ReceivedRequest {
-  at: string; method: string; path: string; email: string;
-  headers: Record<string, string>; body: string; status: number | string;
+  at: string;
+  method: string;
+  path: string;
+  email: string;
+  headers: Record<string, string>;
+  body: string;
+  status: number | string;
 }
 
 /** A fault, consumed one per incoming PATCH (in order) instead of normal handling. */
 export type Fault =
-  | { status: number; body?: string; bodyBytes?: number; contentType?: string; headers?: Record<string, string>; delayMs?: number }
+  | {
+      status: number;
+      body?: string;
+      bodyBytes?: number;
+      contentType?: string;
+      headers?: Record<string, string>;
+      delayMs?: number;
+    }
   | { action: "hang" }
   | { action: "reset" }
   | { action: "redirect"; status?: 301 | 302 | 307 | 308; location: string }
@@ -37,15 +60,26 @@ export const DEMO_USERS: SandboxUser[] = [
   { email: "alan@example.org", first_name: "Alan", last_name: "Turing", phone_number: "+441615550199" },
 ];
 
-interface Network { apiKey: string; users: Map<string, SandboxUser>; received: ReceivedRequest[]; faults: Fault[] }
+interface Network {
+  apiKey: string;
+  users: Map<string, SandboxUser>;
+  received: ReceivedRequest[];
+  faults: Fault[];
+}
 
 const MAX_BODY = 64 * 1024;
 const MAX_DRAIN = 16 * 1024 * 1024; // past this, an oversized upload is cut off instead of drained
 const PATCH_FIELDS = ["first_name", "last_name", "phone_number"];
 const hex = (n: number): string => randomBytes(n).toString("hex");
-const isObj = (v: unknown): v is Record<string, unknown> => typeof v === "object" && v !== null && !Array.isArray(v);
+const isObj = (v: unknown): v is Record<string, unknown> =>
+  typeof v === "object" && v !== null && !Array.isArray(v);
 
-function send(res: ServerResponse, status: number, body?: unknown, headers: Record<string, string> = {}): void {
+function send(
+  res: ServerResponse,
+  status: number,
+  body?: unknown,
+  headers: Record<string, string> = {},
+): void {
   if (res.headersSent || res.destroyed) return;
   const text = body === undefined ? "" : JSON.stringify(body);
   res.writeHead(status, { ...(text ? { "content-type": "application/json" } : {}), ...headers });
@@ -53,7 +87,11 @@ function send(res: ServerResponse, status: number, body?: unknown, headers: Reco
 }
 
 function decodeOnce(s: string): string | undefined {
-  try { return decodeURIComponent(s); } catch { return undefined; }
+  try {
+    return decodeURIComponent(s);
+  } catch {
+    return undefined;
+  }
 }
 
 /** Reads at most MAX_BODY bytes. TOO_LARGE: drained, answer 413. ABORTED: the client went away. */
@@ -81,45 +119,80 @@ function isUser(u: unknown): u is SandboxUser {
 function isFault(f: unknown): f is Fault {
   if (!isObj(f)) return false;
   const num = (v: unknown) => v === undefined || (typeof v === "number" && Number.isFinite(v) && v >= 0);
-  const okStatus = (v: unknown) => v === undefined || (Number.isInteger(v) && (v as number) >= 200 && (v as number) <= 599);
+  const okStatus = (v: unknown) =>
+    v === undefined || (Number.isInteger(v) && (v as number) >= 200 && (v as number) <= 599);
   if (f.action === undefined) {
-    return f.status !== undefined && okStatus(f.status) && num(f.delayMs) && num(f.bodyBytes) &&
-      (f.body === undefined || typeof f.body === "string") && (f.contentType === undefined || typeof f.contentType === "string") &&
-      (f.headers === undefined || (isObj(f.headers) && Object.values(f.headers).every((v) => typeof v === "string")));
+    return (
+      f.status !== undefined &&
+      okStatus(f.status) &&
+      num(f.delayMs) &&
+      num(f.bodyBytes) &&
+      (f.body === undefined || typeof f.body === "string") &&
+      (f.contentType === undefined || typeof f.contentType === "string") &&
+      (f.headers === undefined ||
+        (isObj(f.headers) && Object.values(f.headers).every((v) => typeof v === "string")))
+    );
   }
   if (f.action === "hang" || f.action === "reset") return true;
-  if (f.action === "redirect") return typeof f.location === "string" && (f.status === undefined || [301, 302, 307, 308].includes(f.status as number));
-  if (f.action === "slow-body") return okStatus(f.status) && num(f.chunks) && num(f.intervalMs) && f.chunks !== undefined && f.intervalMs !== undefined;
+  if (f.action === "redirect")
+    return (
+      typeof f.location === "string" &&
+      (f.status === undefined || [301, 302, 307, 308].includes(f.status as number))
+    );
+  if (f.action === "slow-body")
+    return (
+      okStatus(f.status) &&
+      num(f.chunks) &&
+      num(f.intervalMs) &&
+      f.chunks !== undefined &&
+      f.intervalMs !== undefined
+    );
   return false;
 }
 
 /** Plays a fault on `res`. Timers are cleared when the response/socket closes. */
 function applyFault(fault: Fault, req: IncomingMessage, res: ServerResponse): void {
   const timers: ReturnType<typeof setTimeout>[] = [];
-  const later = (ms: number, fn: () => void) => timers.push(setTimeout(() => {
-    try { fn(); } catch { res.destroy(); } // e.g. an invalid header name in a fault: cut the connection, never crash
-  }, ms));
+  const later = (ms: number, fn: () => void) =>
+    timers.push(
+      setTimeout(() => {
+        try {
+          fn();
+        } catch {
+          res.destroy();
+        } // e.g. an invalid header name in a fault: cut the connection, never crash
+      }, ms),
+    );
   res.on("close", () => timers.forEach(clearTimeout));
   if ("action" in fault) {
     if (fault.action === "hang") return; // keep the socket open; close() or the client ends it
     if (fault.action === "reset") {
       const s = req.socket as Socket & { resetAndDestroy?: () => void };
-      return void (s.resetAndDestroy ? s.resetAndDestroy() : s.destroy());
+      if (s.resetAndDestroy) s.resetAndDestroy();
+      else s.destroy();
+      return;
     }
-    if (fault.action === "redirect") return send(res, fault.status ?? 302, undefined, { location: fault.location, "content-length": "0" });
+    if (fault.action === "redirect")
+      return send(res, fault.status ?? 302, undefined, { location: fault.location, "content-length": "0" });
     // slow-body: headers now, one whitespace chunk per interval, then a valid JSON body at the end.
     res.writeHead(fault.status ?? 201, { "content-type": "application/json" });
     res.flushHeaders();
     let left = fault.chunks;
     const tick = () => {
       if (res.destroyed) return;
-      if (left-- > 0) { res.write(" ".repeat(16)); later(fault.intervalMs, tick); } else res.end('{"status":"queued"}');
+      if (left-- > 0) {
+        res.write(" ".repeat(16));
+        later(fault.intervalMs, tick);
+      } else res.end('{"status":"queued"}');
     };
     return void later(fault.intervalMs, tick);
   }
   later(fault.delayMs ?? 0, () => {
     if (res.destroyed) return;
-    res.writeHead(fault.status, { "content-type": fault.contentType ?? "application/json", ...fault.headers });
+    res.writeHead(fault.status, {
+      "content-type": fault.contentType ?? "application/json",
+      ...fault.headers,
+    });
     if (fault.bodyBytes === undefined) return void res.end(fault.body ?? "");
     let left = fault.bodyBytes;
     const chunk = Buffer.alloc(16 * 1024, "x");
@@ -127,7 +200,8 @@ function applyFault(fault: Fault, req: IncomingMessage, res: ServerResponse): vo
       while (left > 0 && !res.destroyed) {
         const n = Math.min(left, chunk.length);
         left -= n;
-        if (!res.write(n === chunk.length ? chunk : chunk.subarray(0, n))) return void res.once("drain", pump);
+        if (!res.write(n === chunk.length ? chunk : chunk.subarray(0, n)))
+          return void res.once("drain", pump);
       }
       if (!res.destroyed) res.end();
     };
@@ -136,16 +210,35 @@ function applyFault(fault: Fault, req: IncomingMessage, res: ServerResponse): vo
 }
 
 /** Starts the sandbox on 127.0.0.1 (port 0 = random) with one default network seeded with DEMO_USERS or `opts.users`. */
-export async function startSandbox(opts: { port?: number; networkId?: string; apiKey?: string; users?: SandboxUser[]; log?: (line: string) => void } = {}): Promise<Sandbox> {
+export async function startSandbox(
+  opts: {
+    port?: number;
+    networkId?: string;
+    apiKey?: string;
+    users?: SandboxUser[];
+    log?: (line: string) => void;
+  } = {},
+): Promise<Sandbox> {
   const log = opts.log ?? ((line: string) => console.log(line));
   const networks = new Map<string, Network>();
   const addNetwork = (id: string, apiKey: string, users: SandboxUser[]): void => {
-    networks.set(id, { apiKey, users: new Map(users.map((u) => [u.email, { ...u }])), received: [], faults: [] });
+    networks.set(id, {
+      apiKey,
+      users: new Map(users.map((u) => [u.email, { ...u }])),
+      received: [],
+      faults: [],
+    });
   };
   const defaultNetwork = { id: opts.networkId ?? "sandbox-network", apiKey: opts.apiKey ?? hex(24) };
   addNetwork(defaultNetwork.id, defaultNetwork.apiKey, opts.users ?? DEMO_USERS);
 
-  async function patchUser(req: IncomingMessage, res: ServerResponse, rawPath: string, rawNet: string, rawEmail: string): Promise<void> {
+  async function patchUser(
+    req: IncomingMessage,
+    res: ServerResponse,
+    rawPath: string,
+    rawNet: string,
+    rawEmail: string,
+  ): Promise<void> {
     const at = new Date().toISOString();
     const read = await readBody(req);
     if (read === ABORTED) return;
@@ -154,12 +247,22 @@ export async function startSandbox(opts: { port?: number; networkId?: string; ap
     const email = decodeOnce(rawEmail);
     const net = netId === undefined ? undefined : networks.get(netId);
     const headers: Record<string, string> = {};
-    for (const [k, v] of Object.entries(req.headers)) if (v !== undefined) headers[k] = Array.isArray(v) ? v.join(", ") : String(v);
+    for (const [k, v] of Object.entries(req.headers))
+      if (v !== undefined) headers[k] = Array.isArray(v) ? v.join(", ") : String(v);
     const authOk = net !== undefined && req.headers.authorization === `Bearer ${net.apiKey}`;
     if (headers.authorization !== undefined) headers.authorization = authOk ? "Bearer <redacted>" : "<wrong>";
     const record = (status: number | string): void => {
-      net?.received.push({ at, method: req.method ?? "", path: rawPath, email: email ?? rawEmail, headers, body: body ?? "", status });
-      const shown = body === undefined ? "<too large>" : body.length > 200 ? `${body.slice(0, 200)}...` : body;
+      net?.received.push({
+        at,
+        method: req.method ?? "",
+        path: rawPath,
+        email: email ?? rawEmail,
+        headers,
+        body: body ?? "",
+        status,
+      });
+      const shown =
+        body === undefined ? "<too large>" : body.length > 200 ? `${body.slice(0, 200)}...` : body;
       log(`[sandbox] ${req.method} ${netId ?? rawNet}/${email ?? rawEmail} ${shown} -> ${status}`);
     };
     const answer = (status: number, payload?: unknown, extra?: Record<string, string>): void => {
@@ -177,16 +280,28 @@ export async function startSandbox(opts: { port?: number; networkId?: string; ap
     if (netId === undefined || email === undefined) return answer(400, { error: "malformed path encoding" });
     if (!net) return answer(404, { error: "network not found" });
     if (!authOk) return answer(401, { error: "unauthorized" });
-    if (!(req.headers["content-type"] ?? "").toLowerCase().startsWith("application/json")) return answer(415, { error: "content-type must be application/json" });
-    if (!(req.headers.accept ?? "").toLowerCase().includes("application/json")) return answer(406, { error: "accept must include application/json" });
+    if (!(req.headers["content-type"] ?? "").toLowerCase().startsWith("application/json"))
+      return answer(415, { error: "content-type must be application/json" });
+    if (!(req.headers.accept ?? "").toLowerCase().includes("application/json"))
+      return answer(406, { error: "accept must include application/json" });
     let parsed: unknown;
-    try { parsed = JSON.parse(body); } catch { return answer(400, { error: "invalid body", detail: "not JSON" }); }
+    try {
+      parsed = JSON.parse(body);
+    } catch {
+      return answer(400, { error: "invalid body", detail: "not JSON" });
+    }
     if (!isObj(parsed)) return answer(400, { error: "invalid body", detail: "expected a JSON object" });
     const change = parsed;
     const keys = Object.keys(change);
-    if (keys.length === 0) return answer(400, { error: "invalid body", detail: "at least one field is required" });
+    if (keys.length === 0)
+      return answer(400, { error: "invalid body", detail: "at least one field is required" });
     const bad = keys.filter((k) => !PATCH_FIELDS.includes(k) || typeof change[k] !== "string");
-    if (bad.length) return answer(400, { error: "invalid body", detail: `unknown or non-string fields: ${bad.join(", ")}`, allowed: PATCH_FIELDS });
+    if (bad.length)
+      return answer(400, {
+        error: "invalid body",
+        detail: `unknown or non-string fields: ${bad.join(", ")}`,
+        allowed: PATCH_FIELDS,
+      });
     const user = net.users.get(email);
     if (!user) return answer(404, { error: "user not found" });
     Object.assign(user, change);
@@ -199,10 +314,20 @@ export async function startSandbox(opts: { port?: number; networkId?: string; ap
     if (body === ABORTED) return;
     if (body === TOO_LARGE) return send(res, 413, { error: "payload too large" }, { connection: "close" });
     let json: unknown = {};
-    if (body.trim()) { try { json = JSON.parse(body); } catch { return send(res, 400, { error: "invalid JSON" }); } }
+    if (body.trim()) {
+      try {
+        json = JSON.parse(body);
+      } catch {
+        return send(res, 400, { error: "invalid JSON" });
+      }
+    }
     const p = parts.join("/");
-    if (p === "health") return m === "GET" ? send(res, 200, { ok: true }) : send(res, 405, { error: "method not allowed" });
-    if (p === "received") return m === "GET" ? send(res, 200, { received: networks.get(defaultNetwork.id)?.received ?? [] }) : send(res, 405, { error: "method not allowed" });
+    if (p === "health")
+      return m === "GET" ? send(res, 200, { ok: true }) : send(res, 405, { error: "method not allowed" });
+    if (p === "received")
+      return m === "GET"
+        ? send(res, 200, { received: networks.get(defaultNetwork.id)?.received ?? [] })
+        : send(res, 405, { error: "method not allowed" });
     if (p === "networks") {
       if (m !== "POST") return send(res, 405, { error: "method not allowed" });
       const users = isObj(json) ? json.users : undefined;
@@ -221,7 +346,11 @@ export async function startSandbox(opts: { port?: number; networkId?: string; ap
     const rest = parts.slice(2);
     if (rest.length === 1 && rest[0] === "received") {
       if (m === "GET") return send(res, 200, { received: net.received });
-      if (m === "DELETE") { const cleared = net.received.length; net.received.length = 0; return send(res, 200, { cleared }); }
+      if (m === "DELETE") {
+        const cleared = net.received.length;
+        net.received.length = 0;
+        return send(res, 200, { cleared });
+      }
       return send(res, 405, { error: "method not allowed" });
     }
     if (rest[0] === "users" && rest.length <= 2) {
@@ -234,7 +363,8 @@ export async function startSandbox(opts: { port?: number; networkId?: string; ap
     if (rest.length === 1 && rest[0] === "faults") {
       if (m !== "POST") return send(res, 405, { error: "method not allowed" });
       const faults = isObj(json) ? json.faults : undefined;
-      if (!Array.isArray(faults) || !faults.every(isFault)) return send(res, 400, { error: "expected { faults: Fault[] }" });
+      if (!Array.isArray(faults) || !faults.every(isFault))
+        return send(res, 400, { error: "expected { faults: Fault[] }" });
       net.faults.push(...faults);
       return send(res, 200, { pending: net.faults.length });
     }
@@ -258,26 +388,37 @@ export async function startSandbox(opts: { port?: number; networkId?: string; ap
       send(res, 500, { error: "sandbox internal error" });
     });
   });
-  server.on("clientError", (_err, socket) => { if (socket.writable) socket.end("HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n"); else socket.destroy(); });
+  server.on("clientError", (_err, socket) => {
+    if (socket.writable) socket.end("HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n");
+    else socket.destroy();
+  });
 
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);
-    server.listen(opts.port ?? 0, "127.0.0.1", () => { server.off("error", reject); resolve(); });
+    server.listen(opts.port ?? 0, "127.0.0.1", () => {
+      server.off("error", reject);
+      resolve();
+    });
   });
   const port = (server.address() as AddressInfo).port;
   return {
     url: `http://127.0.0.1:${port}`,
     port,
     defaultNetwork,
-    close: () => new Promise<void>((resolve) => {
-      server.close(() => resolve());
-      server.closeAllConnections();
-    }),
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      }),
   };
 }
 
 function isMain(): boolean {
-  try { return !!process.argv[1] && import.meta.url === pathToFileURL(realpathSync(process.argv[1])).href; } catch { return false; }
+  try {
+    return !!process.argv[1] && import.meta.url === pathToFileURL(realpathSync(process.argv[1])).href;
+  } catch {
+    return false;
+  }
 }
 
 if (isMain()) {
@@ -286,13 +427,18 @@ if (isMain()) {
     return i >= 0 ? process.argv[i + 1] : undefined;
   };
   const port = Number(arg("port") ?? 8788);
-  if (!Number.isInteger(port) || port < 0 || port > 65535) { console.error("usage: node scripts/sandbox.ts [--port 8788]"); process.exit(2); }
+  if (!Number.isInteger(port) || port < 0 || port > 65535) {
+    console.error("usage: node scripts/sandbox.ts [--port 8788]");
+    process.exit(2);
+  }
   const sb = await startSandbox({ port, networkId: arg("network-id"), apiKey: arg("api-key") });
   console.log(`[sandbox] Village Patch User API fake listening on ${sb.url}`);
   console.log(`[sandbox] default network id: ${sb.defaultNetwork.id}`);
   console.log(`[sandbox] default api key:    ${sb.defaultNetwork.apiKey}  (sandbox-only key)`);
   console.log(`[sandbox] try: curl ${sb.url}/_sandbox/received`);
-  const stop = () => { void sb.close().then(() => process.exit(0)); };
+  const stop = () => {
+    void sb.close().then(() => process.exit(0));
+  };
   process.once("SIGINT", stop);
   process.once("SIGTERM", stop);
 }

@@ -20,8 +20,7 @@ const MAX_HEADER = 256;
 const BEARER = /^Bearer +([A-Za-z0-9._~+/-]+=*) *$/i;
 const REALM = 'Bearer realm="village-edge"';
 
-const challenge = (error?: string, extra = "") =>
-  error ? `${REALM}, error="${error}"${extra}` : REALM;
+const challenge = (error?: string, extra = "") => (error ? `${REALM}, error="${error}"${extra}` : REALM);
 
 /** 401 for a missing token (no error code, RFC 6750 §3.1). */
 const missingToken = () =>

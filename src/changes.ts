@@ -37,7 +37,7 @@ const phone = z.pipe(
   z.transform((input: string, ctx) => {
     const value = input.trim();
     const parsed = PHONE_CHARS.test(value) ? parsePhoneNumberFromString(value) : undefined;
-    if (!parsed || !parsed.isPossible() || parsed.ext) {
+    if (!parsed?.isPossible() || parsed.ext) {
       ctx.issues.push({
         code: "custom",
         message: "Must be a phone number in international format, such as +15555555555.",
@@ -68,13 +68,19 @@ export type Changes = z.output<typeof ChangeSchema>;
 export function toFieldErrors(issues: readonly z.core.$ZodIssue[]): FieldError[] {
   const out: FieldError[] = [];
   for (const issue of issues) {
-    const keys = issue.code === "unrecognized_keys" ? issue.keys.map((k) => [...issue.path, k]) : [issue.path];
+    const keys =
+      issue.code === "unrecognized_keys" ? issue.keys.map((k) => [...issue.path, k]) : [issue.path];
     for (const path of keys) {
       const field = path.map(String).join(".");
       out.push({
         field,
-        pointer: path.length ? `/${path.map((p) => String(p).replace(/~/g, "~0").replace(/\//g, "~1")).join("/")}` : "",
-        detail: issue.code === "unrecognized_keys" ? "Unknown field; only first_name, last_name and phone_number can be changed." : issue.message,
+        pointer: path.length
+          ? `/${path.map((p) => String(p).replace(/~/g, "~0").replace(/\//g, "~1")).join("/")}`
+          : "",
+        detail:
+          issue.code === "unrecognized_keys"
+            ? "Unknown field; only first_name, last_name and phone_number can be changed."
+            : issue.message,
       });
     }
   }

@@ -1,5 +1,5 @@
-import type { Config } from "./config.ts";
 import type { Principal } from "./auth.ts";
+import type { Config } from "./config.ts";
 import type { TargetEmail } from "./email.ts";
 
 /** Variables set on the Hono context by middleware; typed once here, never cast. */

@@ -56,11 +56,7 @@ export interface NewToken {
 /** The minimal KV surface this module needs: a Workers KVNamespace, or the CLI's adapter. */
 export interface KvLike {
   get(key: string, type: "text"): Promise<string | null>;
-  put(
-    key: string,
-    value: string,
-    options?: { expiration?: number; metadata?: unknown },
-  ): Promise<void>;
+  put(key: string, value: string, options?: { expiration?: number; metadata?: unknown }): Promise<void>;
   delete(key: string): Promise<void>;
   list(options: { prefix: string; cursor?: string }): Promise<{
     keys: { name: string; metadata?: unknown }[];
@@ -116,7 +112,11 @@ export async function hashSecret(secret: string): Promise<string> {
  * Looks a presented secret up. Returns the record, or null for unknown, revoked
  * (deleted), expired or corrupt records: the caller answers all of them alike.
  */
-export async function findToken(kv: KVNamespace, secret: string, now = Date.now()): Promise<TokenRecord | null> {
+export async function findToken(
+  kv: KVNamespace,
+  secret: string,
+  now = Date.now(),
+): Promise<TokenRecord | null> {
   const raw = await kv.get(hashKey(await hashSecret(secret)), "json");
   if (raw === null) return null;
   const parsed = TokenRecord.safeParse(raw);
@@ -134,7 +134,9 @@ export function buildRecord(input: NewToken, now = new Date()): TokenRecord {
     name: input.name,
     scopes: [...new Set(input.scopes)],
     domains: input.domains?.length ? [...new Set(input.domains.map((d) => d.toLowerCase()))] : undefined,
-    origins: input.origins?.length ? [...new Set(input.origins.map((o) => o.toLowerCase().replace(/\/+$/, "")))] : undefined,
+    origins: input.origins?.length
+      ? [...new Set(input.origins.map((o) => o.toLowerCase().replace(/\/+$/, "")))]
+      : undefined,
     expires_at: input.expiresAt?.toISOString(),
     created_at: now.toISOString(),
   };
@@ -158,7 +160,10 @@ const summary = (r: TokenIndexRecord) => ({
 });
 
 /** Creates a token: stores its hash record and its id record. Returns the secret (shown once) and record. */
-export async function createToken(kv: KvLike, input: NewToken): Promise<{ secret: string; record: TokenRecord }> {
+export async function createToken(
+  kv: KvLike,
+  input: NewToken,
+): Promise<{ secret: string; record: TokenRecord }> {
   const record = buildRecord(input);
   const secret = generateSecret();
   const hash = await hashSecret(secret);
@@ -190,7 +195,11 @@ export async function listTokens(kv: KvLike): Promise<(ReturnType<typeof summary
 }
 
 /** Revokes by public id: deletes the hash record, marks the id record. Idempotent. */
-export async function revokeToken(kv: KvLike, id: string, now = new Date()): Promise<TokenIndexRecord | null> {
+export async function revokeToken(
+  kv: KvLike,
+  id: string,
+  now = new Date(),
+): Promise<TokenIndexRecord | null> {
   const index = await getTokenById(kv, id);
   if (!index) return null;
   await kv.delete(hashKey(index.hash));

@@ -32,7 +32,12 @@ export interface UpstreamResult {
  * Builds the upstream request and checks, before anything is sent, that its URL has the
  * configured origin and exactly the path shape `<base path>/networks/<id>/users/<email>`.
  */
-export function buildUpstreamRequest(config: Config, email: string, changes: Changes, requestId: string): Request {
+export function buildUpstreamRequest(
+  config: Config,
+  email: string,
+  changes: Changes,
+  requestId: string,
+): Request {
   const path = `/networks/${encodeURIComponent(config.villageNetworkId)}/users/${encodeURIComponent(email)}`;
   const url = new URL(`${config.villageBase}${path}`);
   const basePath = new URL(config.villageBase).pathname.replace(/\/+$/, "");
@@ -115,7 +120,9 @@ export async function sendUpstream(req: Request, timeoutMs: number): Promise<Ups
     return {
       outcome: timedOut ? "timeout" : "upstream_error",
       latencyMs: Date.now() - started,
-      note: timedOut ? `no answer within ${timeoutMs} ms` : `fetch failed: ${err instanceof Error ? err.name : "error"}`,
+      note: timedOut
+        ? `no answer within ${timeoutMs} ms`
+        : `fetch failed: ${err instanceof Error ? err.name : "error"}`,
     };
   }
 }

@@ -81,7 +81,7 @@ export interface UpstreamCall {
   method: string;
   headers: Record<string, string>;
   body: string;
-  redirect: RequestRedirect;
+  redirect: Request["redirect"];
 }
 
 /**

@@ -3,7 +3,7 @@ import { zValidator } from "@hono/zod-validator";
 import { Hono } from "hono";
 import { bearerAuth, canTouchDomain, canWriteAny, canWriteField, insufficientScope } from "../auth.ts";
 import { jsonBody } from "../body.ts";
-import { type Changes, ChangeSchema, toFieldErrors } from "../changes.ts";
+import { ChangeSchema, type Changes, toFieldErrors } from "../changes.ts";
 import { config } from "../config.ts";
 import type { AppEnv } from "../context.ts";
 import { parseEmailSegment, type TargetEmail } from "../email.ts";
@@ -28,7 +28,10 @@ function upstreamProblem(result: UpstreamResult): ProblemError {
     case "rejected_by_village":
       return new ProblemError("village-rejected", "Village rejected the change.");
     case "timeout":
-      return new ProblemError("gateway-timeout", "Village did not answer in time; the change may or may not apply.");
+      return new ProblemError(
+        "gateway-timeout",
+        "Village did not answer in time; the change may or may not apply.",
+      );
     default:
       return new ProblemError("bad-gateway", "Village could not take the change; try again later.");
   }
@@ -91,10 +94,7 @@ users.patch(
       });
     }
     if (result.outcome !== "accepted") throw upstreamProblem(result);
-    const res = c.json(
-      { status: "accepted", request_id: requestId, email: target.address, changes },
-      202,
-    );
+    const res = c.json({ status: "accepted", request_id: requestId, email: target.address, changes }, 202);
     return finalize(c, res);
   },
 );

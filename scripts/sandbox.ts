@@ -172,8 +172,10 @@ function applyFault(fault: Fault, req: IncomingMessage, res: ServerResponse): vo
       else s.destroy();
       return;
     }
-    if (fault.action === "redirect")
-      return send(res, fault.status ?? 302, undefined, { location: fault.location, "content-length": "0" });
+    if (fault.action === "redirect") {
+      send(res, fault.status ?? 302, undefined, { location: fault.location, "content-length": "0" });
+      return;
+    }
     // slow-body: headers now, one whitespace chunk per interval, then a valid JSON body at the end.
     res.writeHead(fault.status ?? 201, { "content-type": "application/json" });
     res.flushHeaders();

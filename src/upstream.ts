@@ -8,8 +8,6 @@ import type { Config } from "./config.ts";
 import { ProblemError } from "./errors.ts";
 
 export const USER_AGENT = "village-edge/0.1";
-/** Most bytes of an upstream body ever read (and then dropped). */
-const MAX_UPSTREAM_BODY = 4096;
 
 export type UpstreamOutcome =
   | "accepted"
@@ -40,9 +38,13 @@ export function buildUpstreamRequest(
 ): Request {
   const path = `/networks/${encodeURIComponent(config.villageNetworkId)}/users/${encodeURIComponent(email)}`;
   const url = new URL(`${config.villageBase}${path}`);
-  const basePath = new URL(config.villageBase).pathname.replace(/\/+$/, "");
-  const segments = url.pathname.slice(basePath.length).split("/");
+  // villageBase is origin + path prefix (config.ts); anything else fails the check below.
+  const basePath = config.villageBase.startsWith(config.villageOrigin)
+    ? config.villageBase.slice(config.villageOrigin.length).replace(/\/+$/, "")
+    : undefined;
+  const segments = url.pathname.slice(basePath?.length).split("/");
   const shapeOk =
+    basePath !== undefined &&
     url.origin === config.villageOrigin &&
     url.pathname === `${basePath}${path}` &&
     url.search === "" &&
@@ -75,18 +77,14 @@ export function buildUpstreamRequest(
   });
 }
 
-/** Reads and drops at most {@link MAX_UPSTREAM_BODY} bytes so the connection can be reused. */
-async function drain(res: Response): Promise<void> {
-  if (!res.body) return;
-  const reader = res.body.getReader();
-  let size = 0;
+/**
+ * Drops the upstream body unread: the status alone decides the outcome and no upstream byte
+ * ever reaches a caller, so reading it would only cost CPU and time (and a trickling body
+ * could hold the request until the deadline). Cancelling also frees the connection.
+ */
+async function discard(res: Response): Promise<void> {
   try {
-    while (size <= MAX_UPSTREAM_BODY) {
-      const { done, value } = await reader.read();
-      if (done) return;
-      size += value.byteLength;
-    }
-    await reader.cancel();
+    await res.body?.cancel();
   } catch {
     // a broken body changes nothing: the status has already decided the outcome
   }
@@ -107,7 +105,7 @@ export async function sendUpstream(req: Request, timeoutMs: number): Promise<Ups
   const signal = AbortSignal.timeout(timeoutMs);
   try {
     const res = await fetch(req, { signal, redirect: "manual" });
-    await drain(res);
+    await discard(res);
     const outcome = classify(res.status);
     return {
       outcome,

@@ -1,9 +1,8 @@
 /** `PATCH /users/:email`: validate, authorize, forward to Village, answer. */
-import { zValidator } from "@hono/zod-validator";
 import { Hono } from "hono";
 import { bearerAuth, canTouchDomain, canWriteAny, canWriteField, insufficientScope } from "../auth.ts";
 import { jsonBody } from "../body.ts";
-import { ChangeSchema, type Changes, toFieldErrors } from "../changes.ts";
+import { ChangeSchema, type Changes } from "../changes.ts";
 import { config } from "../config.ts";
 import type { AppEnv } from "../context.ts";
 import { parseEmailSegment, type TargetEmail } from "../email.ts";
@@ -14,9 +13,19 @@ import { buildUpstreamRequest, sendUpstream, type UpstreamResult } from "../upst
 
 const PREFIX = "/users/";
 
-/** The raw (still percent-encoded) path segment after `/users/`. */
+/**
+ * The raw (still percent-encoded) path segment after `/users/`. `Request.url` is already the
+ * runtime's serialized URL, so its path is everything from the first `/` after the scheme's
+ * `//` to the first `?` or `#` (as Hono reads it), without parsing the URL again.
+ */
 function rawEmailSegment(url: string): string {
-  const pathname = new URL(url).pathname;
+  const start = url.indexOf("/", url.indexOf("//") + 2);
+  let end = url.length;
+  for (const mark of ["?", "#"]) {
+    const at = url.indexOf(mark, start);
+    if (at !== -1 && at < end) end = at;
+  }
+  const pathname = url.slice(start, end);
   return pathname.slice(pathname.indexOf(PREFIX) + PREFIX.length);
 }
 
@@ -55,14 +64,7 @@ users.patch(
     c.set("target", target);
     await next();
   },
-  jsonBody(),
-  zValidator("json", ChangeSchema, (result) => {
-    if (!result.success) {
-      throw new ProblemError("validation-failed", "The change is not valid.", {
-        errors: toFieldErrors(result.error.issues),
-      });
-    }
-  }),
+  jsonBody(ChangeSchema, { detail: "The change is not valid." }),
   async function forward(c) {
     const principal = c.get("principal");
     const target: TargetEmail = c.get("target");

@@ -1,0 +1,199 @@
+/**
+ * The benchmark Worker, run in workerd by `scripts/bench.ts` (`npm run bench`).
+ *
+ * `POST /run?case=<name>&n=<iterations>` runs one case n times in this isolate and answers
+ * with the elapsed time. Every iteration is checked (status, upstream calls), so a case that
+ * silently takes an error path fails the run instead of looking fast.
+ *
+ * - `full`: the deployed Worker's default export, exactly as deployed, for one valid
+ *   `PATCH /users/:email` changing all three fields: every middleware, token check, validation,
+ *   whatever KV writes the app does (in-memory KV), forwarding to a stubbed Village that
+ *   answers 201, and the `waitUntil` work, awaited.
+ * - `bare`: a bare Hono pass-through of the same request to the same stub (key injected, no checks).
+ * - `token`, `validation`: the token check and the body/path validation alone.
+ * - `request`: building the incoming Request and reading a response body: harness cost that
+ *   the runtime, not our code, pays in production; reported so it can be subtracted.
+ * - the rest (`--detail`): single parts, to find where the time goes.
+ */
+import { Hono } from "hono";
+import { ChangeSchema } from "../src/changes.ts";
+import { parseConfig } from "../src/config.ts";
+import { parseEmailSegment } from "../src/email.ts";
+import worker from "../src/index.ts";
+import { createToken, findToken, hashSecret, isWellFormedToken } from "../src/tokens.ts";
+import { buildUpstreamRequest } from "../src/upstream.ts";
+import { memoryKv } from "./memory-kv.ts";
+
+const EDGE = "https://edge.bench.test";
+const EMAIL_SEGMENT = "ada.lovelace%40example.com";
+const BODY = JSON.stringify({ first_name: "Ada", last_name: "Lovelace", phone_number: "+44 20 7123 4567" });
+const UPSTREAM_BODY = JSON.stringify({ status: "queued" });
+
+let upstreamCalls = 0;
+let upstreamBase = "";
+
+/**
+ * The stubbed Village. Like the real `fetch`, it first turns its arguments into a Request (the
+ * runtime does that for every subrequest, for the bare pass-through as for the app); then it
+ * answers 201 to the expected URL shape and refuses anything else.
+ */
+async function stubFetch(input: RequestInfo | URL, init?: RequestInit): Promise<Response> {
+  const req = new Request(input, init);
+  if (req.method !== "PATCH" || !req.url.startsWith(`${upstreamBase}/networks/`)) {
+    throw new Error(`bench: unexpected outbound ${req.method} ${req.url}`);
+  }
+  upstreamCalls++;
+  return new Response(UPSTREAM_BODY, { status: 201, headers: { "Content-Type": "application/json" } });
+}
+globalThis.fetch = stubFetch as typeof fetch;
+
+/** A bare pass-through: route, inject the key, forward the body as is, return Village's answer. */
+const bare = new Hono<{ Bindings: Env }>();
+bare.patch("/users/:email", async (c) => {
+  const upstream = await fetch(
+    `${c.env.VILLAGE_API_BASE}/networks/${c.env.VILLAGE_NETWORK_ID}/users/${encodeURIComponent(c.req.param("email"))}`,
+    {
+      method: "PATCH",
+      headers: {
+        Authorization: `Bearer ${c.env.VILLAGE_API_KEY}`,
+        "Content-Type": "application/json",
+        Accept: "application/json",
+      },
+      body: c.req.raw.body,
+    },
+  );
+  return new Response(upstream.body, { status: upstream.status, headers: upstream.headers });
+});
+
+interface Fixture {
+  env: Env;
+  secret: string;
+}
+
+let fixture: Promise<Fixture> | undefined;
+
+/** The bench's environment: the real bindings and vars, with in-memory KV and one real token. */
+async function setUp(env: Env): Promise<Fixture> {
+  upstreamBase = env.VILLAGE_API_BASE;
+  const benchEnv: Env = { ...env, TOKENS: memoryKv(), AUDIT: memoryKv() };
+  const { secret } = await createToken(benchEnv.TOKENS, { name: "bench", scopes: ["users:write"] });
+  return { env: benchEnv, secret };
+}
+
+const patchRequest = (secret: string, body = BODY) =>
+  new Request(`${EDGE}/users/${EMAIL_SEGMENT}`, {
+    method: "PATCH",
+    headers: {
+      ...(secret ? { Authorization: `Bearer ${secret}` } : {}),
+      "Content-Type": "application/json",
+      "Content-Length": String(new TextEncoder().encode(body).byteLength),
+    },
+    body,
+  });
+
+/** A well-formed token (valid checksum) that is not in KV. */
+const UNKNOWN_TOKEN = (() => {
+  const body = `vge_${"0".repeat(64)}`;
+  let crc = 0xffffffff;
+  for (let i = 0; i < body.length; i++) {
+    crc ^= body.charCodeAt(i);
+    for (let k = 0; k < 8; k++) crc = crc & 1 ? 0xedb88320 ^ (crc >>> 1) : crc >>> 1;
+  }
+  return `${body}${((crc ^ 0xffffffff) >>> 0).toString(16).padStart(8, "0")}`;
+})();
+
+/** Runs one request through a fetch handler like the runtime would, and checks its status. */
+async function serve(
+  handler: (req: Request, env: Env, ctx: ExecutionContext) => Response | Promise<Response>,
+  req: Request,
+  env: Env,
+  expected: number,
+  upstream = 1,
+): Promise<void> {
+  const pending: Promise<unknown>[] = [];
+  const ctx = {
+    waitUntil: (p: Promise<unknown>) => void pending.push(p),
+    passThroughOnException: () => {},
+    props: {},
+  } as unknown as ExecutionContext;
+  const before = upstreamCalls;
+  const res = await handler(req, env, ctx);
+  await res.arrayBuffer();
+  await Promise.all(pending);
+  if (res.status !== expected || upstreamCalls !== before + upstream) {
+    throw new Error(`bench: expected ${expected} and ${upstream} upstream call(s), got ${res.status}`);
+  }
+}
+
+type Case = (f: Fixture) => Promise<unknown> | unknown;
+
+function check(ok: boolean, what: string): void {
+  if (!ok) throw new Error(`bench: ${what} failed`);
+}
+
+const CASES: Record<string, Case> = {
+  full: (f) => serve(worker.fetch, patchRequest(f.secret), f.env, 202),
+  bare: (f) => serve(bare.fetch, patchRequest(f.secret), f.env, 201),
+  token: async (f) =>
+    check(isWellFormedToken(f.secret) && (await findToken(f.env.TOKENS, f.secret)) !== null, "token"),
+  validation: () => {
+    parseEmailSegment(EMAIL_SEGMENT);
+    check(ChangeSchema.safeParse(JSON.parse(BODY)).success, "validation");
+  },
+  healthz: (f) => serve(worker.fetch, new Request(`${EDGE}/healthz`), f.env, 200, 0),
+  "no-token": (f) => serve(worker.fetch, patchRequest(""), f.env, 401, 0),
+  "bad-checksum": (f) =>
+    serve(
+      worker.fetch,
+      patchRequest(`${f.secret.slice(0, -1)}${f.secret.endsWith("0") ? "1" : "0"}`),
+      f.env,
+      401,
+      0,
+    ),
+  "unknown-token": (f) => serve(worker.fetch, patchRequest(UNKNOWN_TOKEN), f.env, 401, 0),
+  "invalid-body": (f) =>
+    serve(worker.fetch, patchRequest(f.secret, '{"phone_number":"+1 2"}'), f.env, 400, 0),
+  request: async (f) => {
+    patchRequest(f.secret);
+    await new Response(UPSTREAM_BODY).arrayBuffer();
+  },
+  hash: (f) => hashSecret(f.secret),
+  "kv-get": async (f) => check((await f.env.TOKENS.get("token:missing", "json")) === null, "kv"),
+  "token-shape": (f) => check(isWellFormedToken(f.secret), "shape"),
+  config: (f) => parseConfig(f.env),
+  email: () => parseEmailSegment(EMAIL_SEGMENT),
+  json: () => JSON.parse(BODY),
+  names: () => check(ChangeSchema.safeParse({ first_name: "Ada", last_name: "Lovelace" }).success, "names"),
+  phone: () => check(ChangeSchema.safeParse({ phone_number: "+44 20 7123 4567" }).success, "phone"),
+  "upstream-request": (f) =>
+    buildUpstreamRequest(
+      parseConfig(f.env),
+      "ada.lovelace@example.com",
+      { first_name: "Ada", last_name: "Lovelace", phone_number: "+442071234567" },
+      "0b6c4c2e-8e0e-4f43-9d5c-5f0c6c1b7d3a",
+    ),
+};
+
+export default {
+  async fetch(req: Request, env: Env): Promise<Response> {
+    const url = new URL(req.url);
+    const name = url.searchParams.get("case") ?? "";
+    const n = Number(url.searchParams.get("n") ?? "0");
+    const run = CASES[name];
+    if (req.method !== "POST" || url.pathname !== "/run" || !run || !Number.isInteger(n) || n < 0) {
+      return Response.json(
+        { error: "POST /run?case=<name>&n=<iterations>", cases: Object.keys(CASES) },
+        { status: 400 },
+      );
+    }
+    fixture ??= setUp(env);
+    const f = await fixture;
+    try {
+      const started = performance.now();
+      for (let i = 0; i < n; i++) await run(f);
+      return Response.json({ case: name, n, ms: performance.now() - started });
+    } catch (err) {
+      return Response.json({ error: err instanceof Error ? err.message : String(err) }, { status: 500 });
+    }
+  },
+} satisfies ExportedHandler<Env>;

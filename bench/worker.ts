@@ -33,15 +33,17 @@ let upstreamCalls = 0;
 let upstreamBase = "";
 
 /**
- * The stubbed Village. Like the real `fetch`, it first turns its arguments into a Request (the
- * runtime does that for every subrequest, for the bare pass-through as for the app); then it
- * answers 201 to the expected URL shape and refuses anything else.
+ * The stubbed Village. Like the real `fetch`, it turns its arguments into a Request (the runtime
+ * does that for every subrequest, for the bare pass-through as for the app) and reads the body
+ * (the network sends it); then it answers 201 to the expected URL shape and refuses anything else.
  */
 async function stubFetch(input: RequestInfo | URL, init?: RequestInit): Promise<Response> {
   const req = new Request(input, init);
   if (req.method !== "PATCH" || !req.url.startsWith(`${upstreamBase}/networks/`)) {
     throw new Error(`bench: unexpected outbound ${req.method} ${req.url}`);
   }
+  // The network sends the body: both paths pay for it being read.
+  await req.arrayBuffer();
   upstreamCalls++;
   return new Response(UPSTREAM_BODY, { status: 201, headers: { "Content-Type": "application/json" } });
 }

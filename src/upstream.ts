@@ -27,6 +27,16 @@ export interface UpstreamResult {
 }
 
 /**
+ * The upstream call, built and checked but not sent: `fetch(url, init)` sends it. It stays
+ * plain data so that the runtime builds the one Request itself (building one here and handing
+ * it to `fetch` would build it twice).
+ */
+export interface UpstreamRequest {
+  readonly url: string;
+  readonly init: RequestInit & { method: "PATCH"; redirect: "manual"; headers: Record<string, string> };
+}
+
+/**
  * Builds the upstream request and checks, before anything is sent, that its URL has the
  * configured origin and exactly the path shape `<base path>/networks/<id>/users/<email>`.
  */
@@ -35,7 +45,7 @@ export function buildUpstreamRequest(
   email: string,
   changes: Changes,
   requestId: string,
-): Request {
+): UpstreamRequest {
   const path = `/networks/${encodeURIComponent(config.villageNetworkId)}/users/${encodeURIComponent(email)}`;
   const url = new URL(`${config.villageBase}${path}`);
   // villageBase is origin + path prefix (config.ts); anything else fails the check below.
@@ -63,31 +73,31 @@ export function buildUpstreamRequest(
   if (changes.first_name !== undefined) body.first_name = changes.first_name;
   if (changes.last_name !== undefined) body.last_name = changes.last_name;
   if (changes.phone_number !== undefined) body.phone_number = changes.phone_number;
-  return new Request(url, {
-    method: "PATCH",
-    redirect: "manual",
-    headers: {
-      Authorization: `Bearer ${config.villageApiKey}`,
-      "Content-Type": "application/json",
-      Accept: "application/json",
-      "X-Request-Id": requestId,
-      "User-Agent": USER_AGENT,
+  return {
+    url: url.href,
+    init: {
+      method: "PATCH",
+      redirect: "manual",
+      headers: {
+        Authorization: `Bearer ${config.villageApiKey}`,
+        "Content-Type": "application/json",
+        Accept: "application/json",
+        "X-Request-Id": requestId,
+        "User-Agent": USER_AGENT,
+      },
+      body: JSON.stringify(body),
     },
-    body: JSON.stringify(body),
-  });
+  };
 }
 
 /**
  * Drops the upstream body unread: the status alone decides the outcome and no upstream byte
  * ever reaches a caller, so reading it would only cost CPU and time (and a trickling body
- * could hold the request until the deadline). Cancelling also frees the connection.
+ * could hold the request until the deadline). Cancelling frees the connection; nothing waits
+ * for it, and a failure to cancel changes nothing.
  */
-async function discard(res: Response): Promise<void> {
-  try {
-    await res.body?.cancel();
-  } catch {
-    // a broken body changes nothing: the status has already decided the outcome
-  }
+function discard(res: Response): void {
+  res.body?.cancel().catch(() => {});
 }
 
 /** Maps Village's status to an outcome. 2xx is success: Village queues the work. */
@@ -100,12 +110,12 @@ export function classify(status: number): UpstreamOutcome {
 }
 
 /** Sends the built request with a deadline; never follows redirects, never throws. */
-export async function sendUpstream(req: Request, timeoutMs: number): Promise<UpstreamResult> {
+export async function sendUpstream(req: UpstreamRequest, timeoutMs: number): Promise<UpstreamResult> {
   const started = Date.now();
   const signal = AbortSignal.timeout(timeoutMs);
   try {
-    const res = await fetch(req, { signal, redirect: "manual" });
-    await discard(res);
+    const res = await fetch(req.url, { ...req.init, signal, redirect: "manual" });
+    discard(res);
     const outcome = classify(res.status);
     return {
       outcome,

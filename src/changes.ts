@@ -2,9 +2,9 @@
  * The body of `PATCH /users/:email`: schema, normalization and the field errors
  * it produces. The same schema feeds `/openapi.json`.
  */
-import parsePhoneNumberFromString from "libphonenumber-js/min";
 import * as z from "zod/mini";
 import type { FieldError } from "./errors.ts";
+import { INTERNATIONAL_FORMAT, possibleE164 } from "./phone.ts";
 import { FIELDS } from "./tokens.ts";
 
 export const NAME_MAX = 100;
@@ -12,8 +12,6 @@ export const NAME_MAX = 100;
 /** Control, line/paragraph separator and bidi-override characters are refused in names. */
 // biome-ignore lint/suspicious/noControlCharactersInRegex: refusing control characters is the point
 const FORBIDDEN_IN_NAME = /[\u0000-\u001f\u007f-\u009f\u2028\u2029\u202a-\u202e\u2066-\u2069]/;
-/** What an international number may be written with: ASCII digits, spaces, dots, dashes, parentheses. */
-const PHONE_CHARS = /^\+[0-9 ().-]{4,30}$/;
 
 const name = z.pipe(
   z.string(),
@@ -36,8 +34,8 @@ const phone = z.pipe(
   z.string(),
   z.transform((input: string, ctx) => {
     const value = input.trim();
-    const parsed = PHONE_CHARS.test(value) ? parsePhoneNumberFromString(value) : undefined;
-    if (!parsed?.isPossible() || parsed.ext) {
+    const e164 = INTERNATIONAL_FORMAT.test(value) ? possibleE164(value) : undefined;
+    if (e164 === undefined) {
       ctx.issues.push({
         code: "custom",
         message: "Must be a phone number in international format, such as +15555555555.",
@@ -45,7 +43,7 @@ const phone = z.pipe(
       });
       return z.NEVER;
     }
-    return parsed.number;
+    return e164;
   }),
 );
 

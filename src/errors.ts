@@ -73,6 +73,7 @@ export class ProblemError extends Error {
 
 /** Builds the problem+json response for an error. */
 export function problemResponse(c: Context, err: ProblemError): Response {
+  c.set("problem", err.type);
   const body: Record<string, unknown> = {
     type: problemTypeUri(err.type),
     title: PROBLEMS[err.type][1],

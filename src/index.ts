@@ -4,6 +4,7 @@
  */
 import { Hono } from "hono";
 import { methodNotAllowed } from "hono/method-not-allowed";
+import { accessLog } from "./access-log.ts";
 import type { AppEnv } from "./context.ts";
 import { notFound, onError, ProblemError, problemResponse } from "./errors.ts";
 import { requestId } from "./request-id.ts";
@@ -12,6 +13,7 @@ import { users } from "./routes/users.ts";
 
 export const app = new Hono<AppEnv>({ strict: true });
 
+app.use(accessLog());
 app.use(requestId());
 app.use(
   methodNotAllowed({

@@ -83,6 +83,7 @@ users.patch(
       buildUpstreamRequest(cfg, target.address, changes, requestId),
       cfg.upstreamTimeoutMs,
     );
+    c.set("upstream", { outcome: result.outcome, status: result.status });
     if (result.outcome === "village_auth_failed") {
       logEvent("error", "village_key_rejected", c, {
         upstream_status: result.status,

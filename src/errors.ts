@@ -131,3 +131,7 @@ export const onError: ErrorHandler = (err, c) => {
 /** 404 for every path this service does not serve. */
 export const notFound: NotFoundHandler = (c) =>
   problemResponse(c, new ProblemError("not-found", "No such route."));
+
+/** Every problem type with its status and title, for the published contract. */
+export const problemCatalog = (): { type: ProblemType; status: number; title: string }[] =>
+  Object.entries(PROBLEMS).map(([type, [status, title]]) => ({ type: type as ProblemType, status, title }));

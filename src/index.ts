@@ -9,6 +9,7 @@ import type { AppEnv } from "./context.ts";
 import { notFound, onError, ProblemError, problemResponse } from "./errors.ts";
 import { requestId } from "./request-id.ts";
 import { health } from "./routes/health.ts";
+import { openapi } from "./routes/openapi.ts";
 import { users } from "./routes/users.ts";
 
 export const app = new Hono<AppEnv>({ strict: true });
@@ -28,6 +29,7 @@ app.use(
   }),
 );
 app.route("/healthz", health);
+app.route("/openapi.json", openapi);
 app.route("/users", users);
 app.notFound(notFound);
 app.onError(onError);

@@ -1,0 +1,39 @@
+/**
+ * `npm run openapi`: writes the published contract, src/openapi.json, from src/openapi.ts (which
+ * builds it from the zod schemas that validate requests). The Worker serves that file.
+ *
+ * `npm run openapi:check`: exits 1 unless src/openapi.json is exactly what src/openapi.ts builds
+ * now and is a valid OpenAPI document, by an independent validator
+ * (@seriousme/openapi-schema-validator, the official OpenAPI JSON schemas) with every $ref resolved.
+ */
+import { execFileSync } from "node:child_process";
+import { readFileSync, writeFileSync } from "node:fs";
+import { resolve } from "node:path";
+import { isDeepStrictEqual } from "node:util";
+import { Validator } from "@seriousme/openapi-schema-validator";
+import { buildOpenApi } from "../src/openapi.ts";
+
+const root = resolve(import.meta.dirname, "..");
+const file = resolve(root, "src/openapi.json");
+const document = buildOpenApi();
+
+if (!process.argv.includes("--check")) {
+  writeFileSync(file, `${JSON.stringify(document, null, 2)}\n`);
+  execFileSync(resolve(root, "node_modules/.bin/biome"), ["format", "--write", file], { stdio: "ignore" });
+  console.log("wrote src/openapi.json");
+} else {
+  const committed = JSON.parse(readFileSync(file, "utf8")) as Record<string, unknown>;
+  if (!isDeepStrictEqual(committed, document)) {
+    console.error("src/openapi.json is stale: run `npm run openapi`");
+    process.exit(1);
+  }
+  const validator = new Validator();
+  const result = await validator.validate(committed);
+  if (!result.valid) {
+    console.error("src/openapi.json is not a valid OpenAPI document:");
+    console.error(JSON.stringify(result.errors, null, 2));
+    process.exit(1);
+  }
+  validator.resolveRefs();
+  console.log(`src/openapi.json is current and valid OpenAPI ${validator.version}`);
+}

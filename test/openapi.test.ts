@@ -1,0 +1,199 @@
+/**
+ * The published contract: served as generated from the current schemas, covering every route
+ * and problem type, and every example in it is a real exchange with the running Worker.
+ * (Its validity as OpenAPI is checked in Node by `npm run openapi:check`: the validator reads
+ * the official schemas from disk, which workerd cannot.)
+ */
+import { env } from "cloudflare:test";
+import { afterEach, describe, expect, it, vi } from "vitest";
+import { MAX_BODY_BYTES } from "../src/body.ts";
+import { problemCatalog, problemTypeUri } from "../src/errors.ts";
+import { app } from "../src/index.ts";
+import { AcceptedSchema, buildOpenApi, ProblemSchema } from "../src/openapi.ts";
+import {
+  ACCEPTED_EXAMPLES,
+  CHANGE_EXAMPLES,
+  PROBLEM_EXAMPLES,
+  type ProblemBody,
+  ROUTE_EXAMPLES,
+} from "../src/openapi-examples.ts";
+import { generateSecret } from "../src/tokens.ts";
+import { mint, patchUser, send, spyUpstream } from "./helpers.ts";
+
+afterEach(() => vi.restoreAllMocks());
+
+type Json = Record<string, any>;
+
+const served = async (): Promise<Json> => {
+  const res = await send("/openapi.json");
+  expect(res.status).toBe(200);
+  expect(res.headers.get("Content-Type")).toBe("application/json");
+  return res.json();
+};
+
+/** A KV namespace whose reads fail, as during an outage. */
+const failingKv = {
+  get: async () => {
+    throw new Error("KV unavailable");
+  },
+} as unknown as KVNamespace;
+
+const CHANGE = { first_name: "Ada" };
+
+/** How to get each documented problem from the Worker. */
+const REPRODUCE: Record<string, () => Promise<Response>> = {
+  "token-in-query": async () =>
+    patchUser("ada@example.com?access_token=abc", CHANGE, await mint(["users:write"])),
+  "malformed-authorization": () =>
+    patchUser("ada@example.com", CHANGE, undefined, { headers: { Authorization: "Basic YWRhOmFkYQ==" } }),
+  "invalid-email": async () => patchUser("not-an-email", CHANGE, await mint(["users:write"])),
+  "malformed-json": async () => patchUser("ada@example.com", "{", await mint(["users:write"])),
+  "invalid-phone": async () =>
+    patchUser("ada@example.com", { phone_number: "+1 202 555 014" }, await mint(["users:write"])),
+  "unknown-field": async () =>
+    patchUser("ada@example.com", { ...CHANGE, email: "eve@example.com" }, await mint(["users:write"])),
+  "empty-change": async () => patchUser("ada@example.com", {}, await mint(["users:write"])),
+  "missing-token": () => patchUser("ada@example.com", CHANGE),
+  "invalid-token": () => patchUser("ada@example.com", CHANGE, generateSecret()),
+  "no-users-scope": async () => patchUser("ada@example.com", CHANGE, await mint(["audit:read"])),
+  "field-not-allowed": async () =>
+    patchUser("ada@example.com", { phone_number: "+12025550143" }, await mint(["users:write:first_name"])),
+  "domain-not-allowed": async () =>
+    patchUser("ada@example.com", CHANGE, await mint(["users:write"], { domains: ["example.org"] })),
+  "user-not-found": async () => patchUser("ada@example.com", CHANGE, await mint(["users:write"])),
+  "too-large": async () =>
+    patchUser(
+      "ada@example.com",
+      `{"first_name":"${"a".repeat(MAX_BODY_BYTES)}"}`,
+      await mint(["users:write"]),
+    ),
+  "not-json": async () =>
+    patchUser("ada@example.com", "first_name=Ada", await mint(["users:write"]), {
+      headers: { "Content-Type": "application/x-www-form-urlencoded" },
+    }),
+  "village-rejected": async () => patchUser("ada@example.com", CHANGE, await mint(["users:write"])),
+  misconfigured: () =>
+    patchUser("ada@example.com", CHANGE, generateSecret(), { bindings: { VILLAGE_API_KEY: "" } }),
+  "village-failed": async () => patchUser("ada@example.com", CHANGE, await mint(["users:write"])),
+  "token-store-down": () =>
+    patchUser("ada@example.com", CHANGE, generateSecret(), { bindings: { TOKENS: failingKv } }),
+  "village-timeout": async () =>
+    patchUser("ada@example.com", CHANGE, await mint(["users:write"]), {
+      bindings: { UPSTREAM_TIMEOUT_MS: "100" },
+    }),
+  "not-found": () => send("/nowhere"),
+  "method-not-allowed": () => send("/users/ada@example.com"),
+};
+
+/** What the stubbed Village answers for the examples that reach it. */
+const VILLAGE: Record<string, Parameters<typeof spyUpstream>[0]> = {
+  "user-not-found": () => new Response(null, { status: 404 }),
+  "village-rejected": () => new Response("{}", { status: 422 }),
+  "village-failed": () => new Response("oops", { status: 503 }),
+  "village-timeout": (_call, signal) =>
+    new Promise((_resolve, reject) => signal?.addEventListener("abort", () => reject(signal.reason))),
+};
+
+/** Every example object ({ summary, value }) under `examples` maps in the document, by name. */
+function documentedExamples(node: unknown, out = new Map<string, unknown[]>()): Map<string, unknown[]> {
+  if (Array.isArray(node)) for (const item of node) documentedExamples(item, out);
+  else if (node && typeof node === "object") {
+    for (const [key, value] of Object.entries(node)) {
+      if (key === "examples" && value && typeof value === "object" && !Array.isArray(value)) {
+        for (const [name, example] of Object.entries(value as Json)) {
+          out.set(name, [...(out.get(name) ?? []), (example as Json).value]);
+        }
+      } else documentedExamples(value, out);
+    }
+  }
+  return out;
+}
+
+describe("GET /openapi.json", () => {
+  it("serves exactly what src/openapi.ts builds from the current schemas (run `npm run openapi`)", async () => {
+    expect(await served()).toEqual(buildOpenApi());
+  });
+
+  it("documents every route the app serves, and only those", async () => {
+    const doc = await served();
+    const documented = Object.entries(doc.paths as Json)
+      .flatMap(([path, item]) => Object.keys(item as Json).map((method) => `${method.toUpperCase()} ${path}`))
+      .sort();
+    const routes = [
+      ...new Set(
+        app.routes
+          .filter((r) => r.method !== "ALL")
+          .map((r) => `${r.method} ${r.path.replace(/:([A-Za-z_]+)/g, "{$1}")}`),
+      ),
+    ].sort();
+    expect(documented).toEqual(routes);
+  });
+
+  it("names every problem type, and only declared security schemes", async () => {
+    const doc = await served();
+    expect(doc.components.schemas.Problem.properties.type.enum).toEqual(
+      problemCatalog().map((p) => problemTypeUri(p.type)),
+    );
+    expect(doc.components.schemas.Problem.properties.errors.type).toBe("array");
+    const schemes = Object.keys(doc.components.securitySchemes);
+    for (const item of Object.values(doc.paths as Json)) {
+      for (const operation of Object.values(item as Json)) {
+        for (const requirement of (operation as Json).security ?? []) {
+          for (const name of Object.keys(requirement)) expect(schemes).toContain(name);
+        }
+      }
+    }
+  });
+
+  it("has a reproduction below for every documented example, and an example for every reproduction", async () => {
+    const names = [...documentedExamples(await served()).keys()].sort();
+    const expected = [
+      ...new Set([
+        ...CHANGE_EXAMPLES.map((e) => e.name),
+        ...ACCEPTED_EXAMPLES.map((e) => e.name),
+        ...Object.keys(REPRODUCE),
+      ]),
+    ].sort();
+    expect(names).toEqual(expected);
+  });
+});
+
+describe("the documented examples are what the Worker does", () => {
+  it.each(CHANGE_EXAMPLES.map((e) => [e.name, e] as const))(
+    "request example %s is accepted (202) with the documented answer",
+    async (name, example) => {
+      const calls = spyUpstream();
+      const res = await patchUser("ada@example.com", example.value, await mint(["users:write"]));
+      expect(res.status).toBe(202);
+      const body = AcceptedSchema.parse(await res.json());
+      const documented = ACCEPTED_EXAMPLES.find((e) => e.name === name)?.value;
+      expect({ ...body, request_id: "" }).toEqual({ ...documented, request_id: "" });
+      expect(body.request_id).toBe(res.headers.get("X-Request-Id"));
+      expect(calls).toHaveLength(1);
+      expect(JSON.parse(calls[0].body)).toEqual(body.changes);
+    },
+  );
+
+  it.each([...PROBLEM_EXAMPLES, ...ROUTE_EXAMPLES].map((e) => [e.name, e.value] as const))(
+    "problem example %s is the Worker's answer",
+    async (name, documented: ProblemBody) => {
+      const calls = spyUpstream(VILLAGE[name]);
+      const res = await REPRODUCE[name]();
+      expect(res.status).toBe(documented.status);
+      expect(res.headers.get("Content-Type")).toBe("application/problem+json");
+      const body = ProblemSchema.parse(await res.json());
+      expect(body.instance).toBe(res.headers.get("X-Request-Id"));
+      expect({ ...body, instance: "" }).toEqual({ ...documented, instance: "" });
+      // Only the examples of Village's answers got as far as Village.
+      expect(calls.length).toBe(name in VILLAGE ? 1 : 0);
+    },
+  );
+
+  it("the path parameter example names a user the local sandbox has", async () => {
+    const doc = await served();
+    const example = doc.paths["/users/{email}"].patch.parameters[0].example;
+    const res = await patchUser(example, { first_name: "Ada" }, await mint(["users:write"]));
+    expect(res.status).toBe(202);
+    expect(env.VILLAGE_API_BASE).toMatch(/^http:\/\/127\.0\.0\.1:/);
+  });
+});

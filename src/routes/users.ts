@@ -9,6 +9,7 @@ import type { AppEnv } from "../context.ts";
 import { parseEmailSegment, type TargetEmail } from "../email.ts";
 import { finalize, ProblemError } from "../errors.ts";
 import { logEvent } from "../log.ts";
+import { limitCaller, limitPhoneChange } from "../rate-limit.ts";
 import { FIELDS } from "../tokens.ts";
 import { buildUpstreamRequest, sendUpstream, type UpstreamResult } from "../upstream.ts";
 
@@ -43,6 +44,7 @@ users.patch(
   "/:email",
   config(),
   bearerAuth(),
+  limitCaller(),
   async function authorizeTarget(c, next) {
     const principal = c.get("principal");
     if (!canWriteAny(principal)) {
@@ -75,6 +77,7 @@ users.patch(
         denied.map((f) => `users:write:${f}`).join(" "),
       );
     }
+    if (changes.phone_number !== undefined) await limitPhoneChange(c, target.address);
     const cfg = c.get("config");
     const requestId = c.get("requestId");
     const result = await sendUpstream(

@@ -1,5 +1,9 @@
 import { cloudflareTest } from "@cloudflare/vitest-plugin";
 import { defineConfig } from "vitest/config";
+
+/** The canary Village key of this run, shared by the global setup and the reporter's log scan. */
+process.env.VILLAGE_EDGE_CANARY_KEY ??= `canary-village-key-${crypto.randomUUID()}`;
+
 import { unstable_readConfig } from "wrangler";
 
 /**

@@ -1,10 +1,26 @@
 import type { Reporter, TestModule } from "vitest/node";
 
+type UserConsoleLog = Parameters<NonNullable<Reporter["onUserConsoleLog"]>>[0];
+
+/** Anything that looks like one of our tokens. */
+const TOKEN = /vge_[0-9a-f]{72}/;
+
 /**
- * Prints one plain closing line, `tests: N passed, N failed, N skipped`, that any CI reading
- * the log can count without knowing vitest's own format.
+ * Two jobs at the end of a run:
+ * - the secret canary: every console line any test produced (the Worker's logs included) is
+ *   scanned for the canary Village key and for anything shaped like a token; a hit fails the run;
+ * - one plain closing line, `tests: N passed, N failed, N skipped`, for any CI to count.
  */
 export default class SummaryReporter implements Reporter {
+  private readonly leaks: string[] = [];
+  private readonly canary = process.env.VILLAGE_EDGE_CANARY_KEY;
+
+  onUserConsoleLog(log: UserConsoleLog): void {
+    if ((this.canary && log.content.includes(this.canary)) || TOKEN.test(log.content)) {
+      this.leaks.push(log.content.slice(0, 300));
+    }
+  }
+
   onTestRunEnd(testModules: ReadonlyArray<TestModule>): void {
     let passed = 0;
     let failed = 0;
@@ -18,6 +34,14 @@ export default class SummaryReporter implements Reporter {
       }
       if (module.state() === "failed" && module.children.size === 0) failed++;
     }
-    console.log(`\ntests: ${passed} passed, ${failed} failed, ${skipped} skipped`);
+    if (this.leaks.length > 0) {
+      console.error(`\nsecret canary: ${this.leaks.length} log line(s) carried a secret:`);
+      for (const leak of this.leaks) console.error(`  ${leak}`);
+      failed++;
+      process.exitCode = 1;
+    } else {
+      console.log("\nsecret canary: no log line carried the Village key or a token");
+    }
+    console.log(`tests: ${passed} passed, ${failed} failed, ${skipped} skipped`);
   }
 }

@@ -14,7 +14,8 @@ export interface Config {
 }
 
 const LOOPBACK = new Set(["127.0.0.1", "localhost", "[::1]"]);
-const NETWORK_ID = /^[A-Za-z0-9._-]{1,128}$/;
+/** A plain identifier; `.` and `..` alone are dot segments that a URL would resolve away. */
+const NETWORK_ID = /^(?!\.{1,2}$)[A-Za-z0-9._-]{1,128}$/;
 
 const misconfigured = (binding: string, why: string): ProblemError =>
   new ProblemError("internal", "The service is misconfigured.", {

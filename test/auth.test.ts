@@ -101,6 +101,30 @@ describe("a header that is not one bearer credential", () => {
   });
 });
 
+describe("a token-like query parameter in any spelling", () => {
+  it.each(["?access_token", "?access%5Ftoken=x", "?access_token=%E0%A4%A", "?x=1&access_token=&y"])(
+    "%s gets 400 invalid_request, never a 500",
+    async (query) => {
+      const calls = spyUpstream();
+      const token = await mint(["users:write"]);
+      const res = await patchWith({ Authorization: `Bearer ${token}` }, `/users/ada@example.com${query}`);
+      await expectProblem(res, 400, "invalid-request");
+      expect(calls).toHaveLength(0);
+    },
+  );
+
+  it("ignores other, even broken, query strings", async () => {
+    const calls = spyUpstream();
+    const token = await mint(["users:write"]);
+    for (const query of ["?%", "?a=%ZZ", "?token=x"]) {
+      expect(
+        (await patchWith({ Authorization: `Bearer ${token}` }, `/users/ada@example.com${query}`)).status,
+      ).toBe(202);
+    }
+    expect(calls).toHaveLength(3);
+  });
+});
+
 describe("an invalid token", () => {
   /** Flips one hex character so the checksum no longer matches. */
   const flip = (secret: string, at: number) =>

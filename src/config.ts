@@ -14,7 +14,11 @@ export interface Config {
 }
 
 const LOOPBACK = new Set(["127.0.0.1", "localhost", "[::1]"]);
-const NETWORK_ID = /^[A-Za-z0-9._-]{1,128}$/;
+/** A plain identifier; `.` and `..` alone are dot segments that a URL would resolve away. */
+const NETWORK_ID = /^(?!\.{1,2}$)[A-Za-z0-9._-]{1,128}$/;
+/** Characters no HTTP header value may carry. */
+// biome-ignore lint/suspicious/noControlCharactersInRegex: refusing control characters is the point
+const CONTROL = /[\u0000-\u001f\u007f]/;
 
 const misconfigured = (binding: string, why: string): ProblemError =>
   new ProblemError("internal", "The service is misconfigured.", {
@@ -58,6 +62,9 @@ export function parseConfig(env: Env): Config {
   const apiKey = env.VILLAGE_API_KEY;
   if (typeof apiKey !== "string" || apiKey.trim() === "") {
     throw misconfigured("VILLAGE_API_KEY", "is missing (wrangler secret put VILLAGE_API_KEY)");
+  }
+  if (CONTROL.test(apiKey.trim())) {
+    throw misconfigured("VILLAGE_API_KEY", "contains a line break or control character");
   }
   return {
     villageBase: `${base.origin}${base.pathname.replace(/\/+$/, "")}`,

@@ -61,7 +61,8 @@ describe("Village's status decides the answer (fetch spy)", () => {
     const res = await change();
     await expectNoUpstreamLeak(res);
     await expectProblem(res, ours, type);
-    expect(calls).toHaveLength(1);
+    // 502/503/504 are retried once (test/upstream-retry.test.ts); every other answer is final.
+    expect(calls).toHaveLength([502, 503, 504].includes(status) ? 2 : 1);
     expect(warnings.events()).toContainEqual(
       expect.objectContaining({ event: "upstream_failed", upstream_status: status }),
     );
@@ -135,7 +136,7 @@ describe("Village's status decides the answer (fetch spy)", () => {
     const res = await change();
     await expectNoUpstreamLeak(res);
     await expectProblem(res, 502, "bad-gateway");
-    expect(calls).toHaveLength(1);
+    expect(calls).toHaveLength(2); // one retry after a connection error
     expect(logs.events()).toContainEqual(
       expect.objectContaining({ event: "upstream_failed", outcome: "upstream_error" }),
     );
@@ -207,12 +208,23 @@ describe("against the local Village sandbox over real HTTP, one network per test
     expect((await net.received()).map((r) => r.status)).toEqual([401]);
   });
 
-  it("a 503 with a body is a 502 without it", async () => {
+  it("a 503 with a body, twice, is a 502 without it", async () => {
     const net = await sandboxNetwork();
-    await net.fault({ status: 503, body: MARKER, contentType: "text/plain", headers: { "X-Trace": MARKER } });
+    const fault = { status: 503, body: MARKER, contentType: "text/plain", headers: { "X-Trace": MARKER } };
+    await net.fault(fault);
+    await net.fault(fault);
     const res = await change({ bindings: net.bindings });
     await expectNoUpstreamLeak(res);
     await expectProblem(res, 502, "bad-gateway");
+    expect(await net.received()).toHaveLength(2);
+  });
+
+  it("a single 503 is retried once and the change applies", async () => {
+    const net = await sandboxNetwork();
+    await net.fault({ status: 503, body: MARKER });
+    const res = await change({ bindings: net.bindings });
+    expect(res.status).toBe(202);
+    expect((await net.received()).map((r) => r.status)).toEqual(["fault:status", 201]);
   });
 
   it.each([301, 302, 307, 308] as const)(
@@ -244,11 +256,21 @@ describe("against the local Village sandbox over real HTTP, one network per test
     await expectProblem(res, 504, "gateway-timeout");
   });
 
-  it("a connection reset is a 502", async () => {
+  it("a connection reset, twice, is a 502", async () => {
     const net = await sandboxNetwork();
+    await net.fault({ action: "reset" });
     await net.fault({ action: "reset" });
     const res = await change({ bindings: net.bindings });
     await expectProblem(res, 502, "bad-gateway");
+    expect(await net.received()).toHaveLength(2);
+  });
+
+  it("a single connection reset is retried once and the change applies", async () => {
+    const net = await sandboxNetwork();
+    await net.fault({ action: "reset" });
+    const res = await change({ bindings: net.bindings });
+    expect(res.status).toBe(202);
+    expect(await net.received()).toHaveLength(2);
   });
 
   it("a 2xx with a non-JSON body is 202", async () => {

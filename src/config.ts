@@ -1,6 +1,7 @@
 import type { MiddlewareHandler } from "hono";
 import type { AppEnv } from "./context.ts";
 import { ProblemError } from "./errors.ts";
+import { FIELDS, type Field } from "./tokens.ts";
 
 /** Everything the Worker reads from its bindings, checked. The one place for configuration. */
 export interface Config {
@@ -11,6 +12,16 @@ export interface Config {
   villageNetworkId: string;
   villageApiKey: string;
   upstreamTimeoutMs: number;
+  /** End-user JWT sign-in, or null when `AUTH_*` are unset (the feature is off). */
+  userAuth: UserAuthConfig | null;
+}
+
+/** How end-user JWTs are verified, and what a signed-in user may change on their own record. */
+export interface UserAuthConfig {
+  jwksUrl: string;
+  issuer: string;
+  audience: string;
+  selfServiceFields: readonly Field[];
 }
 
 const LOOPBACK = new Set(["127.0.0.1", "localhost", "[::1]"]);
@@ -72,7 +83,66 @@ export function parseConfig(env: Env): Config {
     villageNetworkId: networkId,
     villageApiKey: apiKey.trim(),
     upstreamTimeoutMs: parseTimeout(env.UPSTREAM_TIMEOUT_MS),
+    userAuth: parseUserAuth(env),
   };
+}
+
+/**
+ * `ALLOWED_ORIGINS`: comma-separated exact browser origins (`scheme://host[:port]`), https
+ * except on loopback. Empty or unset allows no browser origin; `*` is refused.
+ */
+export function parseAllowedOrigins(env: Env): readonly string[] {
+  const raw = env.ALLOWED_ORIGINS ?? "";
+  const out: string[] = [];
+  for (const entry of raw.split(",")) {
+    const origin = entry.trim();
+    if (origin === "") continue;
+    let url: URL | undefined;
+    try {
+      url = new URL(origin);
+    } catch {
+      url = undefined;
+    }
+    const secure = url?.protocol === "https:" || (url?.protocol === "http:" && LOOPBACK.has(url.hostname));
+    // An entry must already be in the form a browser sends: lowercase, no path, no trailing slash.
+    if (!url || !secure || url.origin !== origin) {
+      throw misconfigured("ALLOWED_ORIGINS", `has an entry that is not an exact https origin: ${origin}`);
+    }
+    out.push(origin);
+  }
+  return out;
+}
+
+/**
+ * `AUTH_JWKS_URL`, `AUTH_ISSUER`, `AUTH_AUDIENCE` (all three or none) and
+ * `SELF_SERVICE_FIELDS` (default: every field). Null when end-user sign-in is off.
+ */
+export function parseUserAuth(env: Env): UserAuthConfig | null {
+  const jwks = env.AUTH_JWKS_URL?.trim() ?? "";
+  const issuer = env.AUTH_ISSUER?.trim() ?? "";
+  const audience = env.AUTH_AUDIENCE?.trim() ?? "";
+  const set = [jwks, issuer, audience].filter((v) => v !== "").length;
+  if (set === 0) return null;
+  if (set !== 3) {
+    throw misconfigured("AUTH_JWKS_URL/AUTH_ISSUER/AUTH_AUDIENCE", "must be set all three or none");
+  }
+  let url: URL;
+  try {
+    url = new URL(jwks);
+  } catch {
+    throw misconfigured("AUTH_JWKS_URL", "is not a URL");
+  }
+  const secure = url.protocol === "https:" || (url.protocol === "http:" && LOOPBACK.has(url.hostname));
+  if (!secure || url.username || url.password || url.hash) {
+    throw misconfigured("AUTH_JWKS_URL", "must be https (http only on loopback), without credentials");
+  }
+  const rawFields = env.SELF_SERVICE_FIELDS?.trim() ?? "";
+  const names = rawFields === "" ? [...FIELDS] : rawFields.split(",").map((f) => f.trim());
+  const fields = FIELDS.filter((f) => names.includes(f));
+  if (fields.length !== new Set(names).size) {
+    throw misconfigured("SELF_SERVICE_FIELDS", `must list only ${FIELDS.join(", ")}`);
+  }
+  return { jwksUrl: url.href, issuer, audience, selfServiceFields: fields };
 }
 
 /** Parses the configuration once per request and puts it on the context. */

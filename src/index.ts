@@ -5,6 +5,7 @@
 import { Hono } from "hono";
 import { methodNotAllowed } from "hono/method-not-allowed";
 import type { AppEnv } from "./context.ts";
+import { cors, preflight } from "./cors.ts";
 import { notFound, onError, ProblemError, problemResponse } from "./errors.ts";
 import { requestId } from "./request-id.ts";
 import { health } from "./routes/health.ts";
@@ -13,6 +14,7 @@ import { users } from "./routes/users.ts";
 export const app = new Hono<AppEnv>({ strict: true });
 
 app.use(requestId());
+app.use("/users/*", cors());
 app.use(
   methodNotAllowed({
     app,
@@ -27,6 +29,7 @@ app.use(
 );
 app.route("/healthz", health);
 app.route("/users", users);
+app.options("/users/:email", preflight());
 app.notFound(notFound);
 app.onError(onError);
 

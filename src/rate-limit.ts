@@ -4,6 +4,7 @@
  * location and eventually consistent; their numbers live in wrangler.toml.
  */
 import type { MiddlewareHandler } from "hono";
+import { actorOf } from "./auth.ts";
 import type { AppEnv } from "./context.ts";
 import { ProblemError } from "./errors.ts";
 import { logEvent } from "./log.ts";
@@ -25,11 +26,12 @@ async function allowed(limiter: RateLimit, key: string, c: Parameters<Middleware
   }
 }
 
-/** Refuses a caller over its per-token limit, before the body is read or anything is stored. */
+/** Refuses a caller (token, or signed-in user) over its limit, before the body is read or anything is stored. */
 export const limitCaller = (): MiddlewareHandler<AppEnv> =>
   async function limitCaller(c, next) {
-    if (!(await allowed(c.env.TOKEN_RATE_LIMITER, `token:${c.get("principal").tokenId}`, c))) {
-      throw limited("This token sent too many changes; retry later.");
+    const actor = actorOf(c.get("principal"));
+    if (!(await allowed(c.env.TOKEN_RATE_LIMITER, `${actor.kind}:${actor.id}`, c))) {
+      throw limited("Too many changes from this caller; retry later.");
     }
     await next();
   };

@@ -1,5 +1,6 @@
 import { env } from "cloudflare:test";
 import { afterEach, describe, expect, it, vi } from "vitest";
+import { MAX_JWT_LENGTH } from "../src/jwt.ts";
 import { generateSecret, hashSecret, listTokens, revokeToken } from "../src/tokens.ts";
 import { captureLogs, expectProblem, mint, type Problem, patchUser, send, spyUpstream } from "./helpers.ts";
 
@@ -153,8 +154,8 @@ describe("an invalid token", () => {
       ["non-hex", `Bearer vge_${"g".repeat(72)}`],
       ["wrong prefix", `Bearer xyz_${valid.slice(4)}`],
       ["over-long header", `Bearer ${"a".repeat(300)}`],
-      // A valid token padded past the cap: the header is refused before it is parsed or hashed.
-      ["valid token in an over-long header", `Bearer${" ".repeat(256)}${valid}`],
+      // A valid token padded past the cap (room for a JWT): refused before it is parsed or hashed.
+      ["valid token in an over-long header", `Bearer${" ".repeat(MAX_JWT_LENGTH + 32)}${valid}`],
       ["revoked", `Bearer ${revoked}`],
     ];
     const bodies = [];

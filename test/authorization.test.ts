@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { canTouchDomain, canWriteField, type Principal } from "../src/auth.ts";
+import { canTouchDomain, canWriteField, type TokenPrincipal } from "../src/auth.ts";
 import { expectProblem, mint, patchUser, spyUpstream } from "./helpers.ts";
 
 afterEach(() => vi.restoreAllMocks());
@@ -182,7 +182,7 @@ describe("domain limits over HTTP", () => {
 });
 
 describe("canTouchDomain and canWriteField", () => {
-  const principal = (extra: Partial<Principal>): Principal => ({
+  const principal = (extra: Partial<TokenPrincipal>): TokenPrincipal => ({
     kind: "token",
     tokenId: "tok_0000000000000000",
     tokenName: "t",

@@ -131,6 +131,7 @@ describe("parseConfig", () => {
       villageNetworkId: "net-1",
       villageApiKey: "k",
       upstreamTimeoutMs: 10_000,
+      userAuth: null,
     });
   });
 

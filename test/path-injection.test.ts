@@ -111,6 +111,7 @@ describe("the shape check before sending", () => {
     villageNetworkId: "net-1",
     villageApiKey: "k",
     upstreamTimeoutMs: 1000,
+    userAuth: null,
     ...over,
   });
 

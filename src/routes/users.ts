@@ -1,7 +1,7 @@
 /** `PATCH /users/:email`: validate, authorize, forward to Village, answer. */
 import { zValidator } from "@hono/zod-validator";
 import { Hono } from "hono";
-import { bearerAuth, canTouchDomain, canWriteAny, canWriteField, insufficientScope } from "../auth.ts";
+import { assertMayTouch, bearerAuth, canWriteAny, canWriteField, insufficientScope } from "../auth.ts";
 import { jsonBody } from "../body.ts";
 import { ChangeSchema, type Changes, toFieldErrors } from "../changes.ts";
 import { config } from "../config.ts";
@@ -51,9 +51,7 @@ users.patch(
       throw insufficientScope("This token cannot change users.", "users:write");
     }
     const target = parseEmailSegment(rawEmailSegment(c.req.url));
-    if (!canTouchDomain(principal, target.domain)) {
-      throw insufficientScope("This token may not change users in this email domain.", "users:write");
-    }
+    assertMayTouch(principal, target);
     c.set("target", target);
     await next();
   },

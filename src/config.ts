@@ -11,7 +11,14 @@ export interface Config {
   villageNetworkId: string;
   villageApiKey: string;
   upstreamTimeoutMs: number;
+  /** What the audit trail keeps of field values: `masked` (default), `full` or `none`. */
+  auditValues: AuditValues;
+  /** How long audit entries live, in days (KV `expiration`). */
+  auditRetentionDays: number;
 }
+
+export const AUDIT_VALUES = ["masked", "full", "none"] as const;
+export type AuditValues = (typeof AUDIT_VALUES)[number];
 
 const LOOPBACK = new Set(["127.0.0.1", "localhost", "[::1]"]);
 const NETWORK_ID = /^[A-Za-z0-9._-]{1,128}$/;
@@ -45,6 +52,22 @@ function parseTimeout(raw: string | undefined): number {
   return ms;
 }
 
+function parseAuditValues(raw: string | undefined): AuditValues {
+  if (raw === undefined || raw === "") return "masked";
+  const mode = AUDIT_VALUES.find((m) => m === raw);
+  if (!mode) throw misconfigured("AUDIT_VALUES", "must be masked, full or none");
+  return mode;
+}
+
+function parseRetentionDays(raw: string | undefined): number {
+  if (raw === undefined || raw === "") return 400;
+  const days = Number(raw);
+  if (!Number.isInteger(days) || days < 1 || days > 3650) {
+    throw misconfigured("AUDIT_RETENTION_DAYS", "must be an integer from 1 to 3650");
+  }
+  return days;
+}
+
 /**
  * Parses and checks the bindings. Throws a 500 {@link ProblemError} whose wire body is
  * generic and whose log line names the binding at fault.
@@ -65,6 +88,8 @@ export function parseConfig(env: Env): Config {
     villageNetworkId: networkId,
     villageApiKey: apiKey.trim(),
     upstreamTimeoutMs: parseTimeout(env.UPSTREAM_TIMEOUT_MS),
+    auditValues: parseAuditValues(env.AUDIT_VALUES),
+    auditRetentionDays: parseRetentionDays(env.AUDIT_RETENTION_DAYS),
   };
 }
 

@@ -27,6 +27,11 @@ export function parseEmailSegment(rawSegment: string): TargetEmail {
   } catch {
     throw invalid("The email in the path is not valid percent-encoding.");
   }
+  return parseEmail(decoded);
+}
+
+/** Validates an already decoded address and normalizes its domain to lowercase. */
+export function parseEmail(decoded: string): TargetEmail {
   if (decoded.length > 254) throw invalid("The email must be at most 254 characters.");
   // biome-ignore lint/suspicious/noControlCharactersInRegex: refusing control characters is the point
   if (/[/\\?#%\u0000-\u001f\u007f]/.test(decoded)) {

@@ -7,6 +7,7 @@ import { methodNotAllowed } from "hono/method-not-allowed";
 import type { AppEnv } from "./context.ts";
 import { notFound, onError, ProblemError, problemResponse } from "./errors.ts";
 import { requestId } from "./request-id.ts";
+import { audit } from "./routes/audit.ts";
 import { health } from "./routes/health.ts";
 import { users } from "./routes/users.ts";
 
@@ -27,6 +28,7 @@ app.use(
 );
 app.route("/healthz", health);
 app.route("/users", users);
+app.route("/audit", audit);
 app.notFound(notFound);
 app.onError(onError);
 

@@ -146,3 +146,18 @@ export function failingPuts(fails: (key: string, attempt: number) => boolean) {
   });
   return { kv, puts };
 }
+
+/** The AUDIT binding with every read (`get`, `list`) failing. */
+export function failingReads(): KVNamespace {
+  return new Proxy(env.AUDIT, {
+    get(target, prop) {
+      if (prop === "get" || prop === "list" || prop === "getWithMetadata") {
+        return async () => {
+          throw new Error("KV GET failed: 503 injected");
+        };
+      }
+      const value = Reflect.get(target, prop);
+      return typeof value === "function" ? value.bind(target) : value;
+    },
+  });
+}

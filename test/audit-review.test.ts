@@ -1,5 +1,5 @@
 import { env } from "cloudflare:test";
-import { beforeAll, describe, expect, it } from "vitest";
+import { beforeAll, describe, expect, it, vi } from "vitest";
 import {
   type AuditEntry,
   type AuditOutcome,
@@ -9,7 +9,7 @@ import {
   writeOutcome,
 } from "../src/audit.ts";
 import { NDJSON } from "../src/routes/audit.ts";
-import { review, reviewAll, reviewerToken } from "./audit-helpers.ts";
+import { failingReads, review, reviewAll, reviewerToken } from "./audit-helpers.ts";
 import { expectProblem, mint, send } from "./helpers.ts";
 
 /**
@@ -284,5 +284,20 @@ describe("GET /audit/:id", () => {
       const problem = await expectProblem(res, 404, "not-found");
       expect(problem.detail).toContain("request_id");
     }
+  });
+});
+
+describe("when KV cannot be read", () => {
+  it("answers 503 for both routes, the detail only in the logs", async () => {
+    const errors = vi.spyOn(console, "error").mockImplementation(() => {});
+    const headers = { Authorization: `Bearer ${await reviewerToken()}` };
+    for (const path of ["/audit", `/audit?email=${EMAILS[0]}`, `/audit/${fixture[0].id}`]) {
+      const res = await send(path, { headers, bindings: { AUDIT: failingReads() } });
+      const problem = await expectProblem(res, 503, "service-unavailable");
+      expect(problem.detail).toBe("The audit trail is unavailable; try again later.");
+      expect(res.headers.get("Retry-After")).toBe("5");
+    }
+    expect(errors.mock.calls.map((a) => String(a[0])).join("\n")).toContain("503 injected");
+    vi.restoreAllMocks();
   });
 });

@@ -12,7 +12,6 @@ import { bearerAuth, requireScope } from "../auth.ts";
 import type { AppEnv } from "../context.ts";
 import { parseEmail } from "../email.ts";
 import { type FieldError, finalize, ProblemError } from "../errors.ts";
-import { logEvent } from "../log.ts";
 import { WELL_FORMED as REQUEST_ID } from "../request-id.ts";
 
 /** Entries per JSON page unless `limit` says otherwise (at most 1000, KV's page size). */
@@ -28,7 +27,7 @@ const EXPORT_MAX_ENTRIES = 5000;
 const EXPORT_MAX_LIST_CALLS = 5;
 export const NDJSON = "application/x-ndjson";
 
-const PARAMS = "email, token, outcome, request_id, since, until, limit, cursor";
+const PARAMS = ["email", "token", "outcome", "request_id", "since", "until", "limit", "cursor"];
 
 const email = z.pipe(
   z.string(),
@@ -47,13 +46,19 @@ const email = z.pipe(
 );
 
 const time = z.pipe(
-  z.union([z.iso.datetime({ offset: true }), z.iso.date()]),
+  z.union(
+    [z.iso.datetime({ offset: true }), z.iso.date()],
+    "Must be an ISO 8601 date (2026-01-31) or date-time (2026-01-31T12:00:00Z).",
+  ),
   z.transform((s: string) => Date.parse(s)),
 );
 
 const limit = z.pipe(
   z.string().check(z.regex(/^[0-9]{1,4}$/, "Must be a whole number.")),
-  z.pipe(z.transform(Number), z.number().check(z.minimum(1), z.maximum(1000))),
+  z.pipe(
+    z.transform(Number),
+    z.number().check(z.minimum(1, "Must be from 1 to 1000."), z.maximum(1000, "Must be from 1 to 1000.")),
+  ),
 );
 
 /** The query of `GET /audit`. Strict: a mistyped filter is an error, never "no filter". */
@@ -63,12 +68,14 @@ const AuditQuerySchema = z
     token: z.optional(
       z.string().check(z.regex(/^tok_[0-9a-f]{16}$/, "Must be a token id (tok_ and 16 hex).")),
     ),
-    outcome: z.optional(z.enum(OUTCOMES)),
+    outcome: z.optional(z.enum(OUTCOMES, `Must be one of ${OUTCOMES.join(", ")}.`)),
     request_id: z.optional(z.string().check(z.regex(REQUEST_ID, "Must be a request id."))),
     since: z.optional(time),
     until: z.optional(time),
     limit: z.optional(limit),
-    cursor: z.optional(z.string().check(z.minLength(1), z.maxLength(2048))),
+    cursor: z.optional(
+      z.string().check(z.minLength(1, "Must not be empty."), z.maxLength(2048, "Is not a cursor.")),
+    ),
   })
   .check(
     z.refine((q) => q.since === undefined || q.until === undefined || q.since <= q.until, {
@@ -80,7 +87,11 @@ const AuditQuerySchema = z
 function queryErrors(issues: readonly z.core.$ZodIssue[]): FieldError[] {
   return issues.map((issue) =>
     issue.code === "unrecognized_keys"
-      ? { field: "", pointer: "", detail: `Unknown query parameter; the parameters are ${PARAMS}.` }
+      ? {
+          field: "",
+          pointer: "",
+          detail: `Unknown query parameter; the parameters are ${PARAMS.join(", ")}.`,
+        }
       : { field: issue.path.join("."), pointer: "", detail: issue.message },
   );
 }
@@ -97,10 +108,13 @@ audit.get(
   "/",
   bearerAuth(),
   requireScope("audit:read"),
-  zValidator("query", AuditQuerySchema, (result) => {
-    if (!result.success) {
+  zValidator("query", AuditQuerySchema, (result, c) => {
+    const repeated = Object.entries(c.req.queries())
+      .filter(([name, values]) => values.length > 1 && PARAMS.includes(name))
+      .map(([name]) => ({ field: name, pointer: "", detail: "Give this parameter once." }));
+    if (repeated.length > 0 || !result.success) {
       throw new ProblemError("invalid-request", "The audit query is not valid.", {
-        errors: queryErrors(result.error.issues),
+        errors: repeated.length > 0 ? repeated : queryErrors(result.success ? [] : result.error.issues),
       });
     }
   }),
@@ -123,14 +137,7 @@ audit.get(
     try {
       page = await queryAudit(c.env.AUDIT, q, limits);
     } catch (err) {
-      if (q.cursor === undefined) throw unavailable(err);
-      // KV rejects a cursor that is malformed or belongs to another prefix (another query).
-      logEvent("warn", "audit_cursor_refused", c, { error: String(err) });
-      throw new ProblemError("invalid-request", "The cursor is not valid for this query.", {
-        errors: [
-          { field: "cursor", pointer: "", detail: "Pass back the cursor of the same query unchanged." },
-        ],
-      });
+      throw unavailable(err);
     }
     const res = ndjson
       ? new Response(page.entries.map((e) => `${JSON.stringify(e)}\n`).join(""), {

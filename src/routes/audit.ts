@@ -61,8 +61,11 @@ const limit = z.pipe(
   ),
 );
 
-/** The query of `GET /audit`. Strict: a mistyped filter is an error, never "no filter". */
-const AuditQuerySchema = z
+/**
+ * The query of `GET /audit` (exported for /openapi.json). Strict: a mistyped filter is an
+ * error, never "no filter".
+ */
+export const AuditQuerySchema = z
   .strictObject({
     email: z.optional(email),
     token: z.optional(

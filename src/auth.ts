@@ -147,7 +147,6 @@ export const bearerAuth = (): MiddlewareHandler<AppEnv> =>
     const secret = match[1];
     if (secret.startsWith(TOKEN_PREFIX)) {
       const record = await findRecord(secret, c.env.TOKENS, c);
-      checkOrigin(record.origins, c.req.header("Origin"));
       c.set("principal", {
         kind: "token",
         tokenId: record.id,
@@ -156,6 +155,8 @@ export const bearerAuth = (): MiddlewareHandler<AppEnv> =>
         domains: record.domains,
         origins: record.origins,
       });
+      // After `principal` is set: a valid token used from the wrong origin is a recorded refusal.
+      checkOrigin(record.origins, c.req.header("Origin"));
     } else if (JWT_SHAPE.test(secret)) {
       c.set("principal", await userPrincipal(secret, c.env, c));
     } else {

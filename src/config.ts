@@ -14,6 +14,10 @@ export interface Config {
   upstreamTimeoutMs: number;
   /** End-user JWT sign-in, or null when `AUTH_*` are unset (the feature is off). */
   userAuth: UserAuthConfig | null;
+  /** What the audit trail keeps of field values: `masked` (default), `full` or `none`. */
+  auditValues: AuditValues;
+  /** How long audit entries live, in days (KV `expiration`). */
+  auditRetentionDays: number;
 }
 
 /** How end-user JWTs are verified, and what a signed-in user may change on their own record. */
@@ -23,6 +27,9 @@ export interface UserAuthConfig {
   audience: string;
   selfServiceFields: readonly Field[];
 }
+
+export const AUDIT_VALUES = ["masked", "full", "none"] as const;
+export type AuditValues = (typeof AUDIT_VALUES)[number];
 
 const LOOPBACK = new Set(["127.0.0.1", "localhost", "[::1]"]);
 /** A plain identifier; `.` and `..` alone are dot segments that a URL would resolve away. */
@@ -60,6 +67,22 @@ function parseTimeout(raw: string | undefined): number {
   return ms;
 }
 
+function parseAuditValues(raw: string | undefined): AuditValues {
+  if (raw === undefined || raw === "") return "masked";
+  const mode = AUDIT_VALUES.find((m) => m === raw);
+  if (!mode) throw misconfigured("AUDIT_VALUES", "must be masked, full or none");
+  return mode;
+}
+
+function parseRetentionDays(raw: string | undefined): number {
+  if (raw === undefined || raw === "") return 400;
+  const days = Number(raw);
+  if (!Number.isInteger(days) || days < 1 || days > 3650) {
+    throw misconfigured("AUDIT_RETENTION_DAYS", "must be an integer from 1 to 3650");
+  }
+  return days;
+}
+
 /**
  * Parses and checks the bindings. Throws a 500 {@link ProblemError} whose wire body is
  * generic and whose log line names the binding at fault.
@@ -84,6 +107,8 @@ export function parseConfig(env: Env): Config {
     villageApiKey: apiKey.trim(),
     upstreamTimeoutMs: parseTimeout(env.UPSTREAM_TIMEOUT_MS),
     userAuth: parseUserAuth(env),
+    auditValues: parseAuditValues(env.AUDIT_VALUES),
+    auditRetentionDays: parseRetentionDays(env.AUDIT_RETENTION_DAYS),
   };
 }
 

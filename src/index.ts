@@ -8,6 +8,7 @@ import type { AppEnv } from "./context.ts";
 import { cors, preflight } from "./cors.ts";
 import { notFound, onError, ProblemError, problemResponse } from "./errors.ts";
 import { requestId } from "./request-id.ts";
+import { audit } from "./routes/audit.ts";
 import { health } from "./routes/health.ts";
 import { users } from "./routes/users.ts";
 
@@ -30,6 +31,7 @@ app.use(
 app.route("/healthz", health);
 app.route("/users", users);
 app.options("/users/:email", preflight());
+app.route("/audit", audit);
 app.notFound(notFound);
 app.onError(onError);
 

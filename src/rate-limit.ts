@@ -12,8 +12,15 @@ import { logEvent } from "./log.ts";
 /** Both limiters count over a 60 s period (wrangler.toml); a refused caller may retry after it. */
 const PERIOD_S = 60;
 
+/**
+ * A refusal that is logged but not audited: a flood must not cost one KV write per request.
+ * The log line is written by the caller of this (see `limitCaller`, `limitPhoneChange`).
+ */
 const limited = (detail: string) =>
-  new ProblemError("rate-limited", detail, { headers: { "Retry-After": String(PERIOD_S) } });
+  new ProblemError("rate-limited", detail, {
+    headers: { "Retry-After": String(PERIOD_S) },
+    skipAudit: true,
+  });
 
 async function allowed(limiter: RateLimit, key: string, c: Parameters<MiddlewareHandler<AppEnv>>[0]) {
   try {
@@ -31,6 +38,7 @@ export const limitCaller = (): MiddlewareHandler<AppEnv> =>
   async function limitCaller(c, next) {
     const actor = actorOf(c.get("principal"));
     if (!(await allowed(c.env.TOKEN_RATE_LIMITER, `${actor.kind}:${actor.id}`, c))) {
+      logEvent("warn", "rate_limited", c, { limiter: "caller", actor: actor.id });
       throw limited("Too many changes from this caller; retry later.");
     }
     await next();
@@ -42,6 +50,7 @@ export async function limitPhoneChange(
   email: string,
 ): Promise<void> {
   if (!(await allowed(c.env.PHONE_RATE_LIMITER, `phone:${email}`, c))) {
+    logEvent("warn", "rate_limited", c, { limiter: "phone", actor: actorOf(c.get("principal")).id });
     throw limited("This user's phone number was changed too often; retry later.");
   }
 }

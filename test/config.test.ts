@@ -132,6 +132,8 @@ describe("parseConfig", () => {
       villageApiKey: "k",
       upstreamTimeoutMs: 10_000,
       userAuth: null,
+      auditValues: "masked",
+      auditRetentionDays: 400,
     });
   });
 

@@ -112,6 +112,8 @@ describe("the shape check before sending", () => {
     villageApiKey: "k",
     upstreamTimeoutMs: 1000,
     userAuth: null,
+    auditValues: "masked",
+    auditRetentionDays: 400,
     ...over,
   });
 

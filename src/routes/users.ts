@@ -1,6 +1,7 @@
 /** `PATCH /users/:email`: validate, authorize, forward to Village, answer. */
 import { zValidator } from "@hono/zod-validator";
 import { Hono } from "hono";
+import { auditRefusals, recordIntent, recordOutcome } from "../audit-hooks.ts";
 import { assertMayTouch, bearerAuth, canWriteAny, canWriteField, insufficientScope } from "../auth.ts";
 import { jsonBody } from "../body.ts";
 import { ChangeSchema, type Changes, toFieldErrors } from "../changes.ts";
@@ -43,6 +44,7 @@ export const users = new Hono<AppEnv>();
 users.patch(
   "/:email",
   config(),
+  auditRefusals(),
   bearerAuth(),
   limitCaller(),
   async function authorizeTarget(c, next) {
@@ -67,6 +69,7 @@ users.patch(
     const principal = c.get("principal");
     const target: TargetEmail = c.get("target");
     const changes: Changes = c.req.valid("json");
+    c.set("changes", changes);
     const fields = FIELDS.filter((f) => changes[f] !== undefined);
     const denied = fields.filter((f) => !canWriteField(principal, f));
     if (denied.length > 0) {
@@ -78,10 +81,10 @@ users.patch(
     if (changes.phone_number !== undefined) await limitPhoneChange(c, target.address);
     const cfg = c.get("config");
     const requestId = c.get("requestId");
-    const result = await sendUpstream(
-      buildUpstreamRequest(cfg, target.address, changes, requestId),
-      cfg.upstreamTimeoutMs,
-    );
+    const upstreamRequest = buildUpstreamRequest(cfg, target.address, changes, requestId);
+    const intent = await recordIntent(c, target, changes); // invariant 5: no intent, no forwarding
+    const result = await sendUpstream(upstreamRequest, cfg.upstreamTimeoutMs);
+    recordOutcome(c, intent, result);
     if (result.outcome === "village_auth_failed") {
       logEvent("error", "village_key_rejected", c, {
         upstream_status: result.status,

@@ -206,7 +206,7 @@ if (realMode || !sandbox || !demo) {
   say();
   say(
     `curl -sS -i -X PATCH ${origin}/users/ada@example.com -H 'Authorization: Bearer ${demo.secret}' ` +
-      `-H 'Content-Type: application/json' -d '{"phone_number":"+44 20 7946 0958"}'`,
+      `-H 'Content-Type: application/json' -d '{"first_name":"Ada","last_name":"King"}'`,
   );
 }
 say(rule);

@@ -43,6 +43,7 @@ export default defineConfig({
   test: {
     globalSetup: ["./test/global-setup.ts"],
     include: ["test/**/*.test.ts"],
+    setupFiles: ["./test/setup.ts"],
     reporters: ["default", "./test/summary-reporter.ts"],
     testTimeout: 20_000,
   },

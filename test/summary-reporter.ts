@@ -26,13 +26,15 @@ export default class SummaryReporter implements Reporter {
     let failed = 0;
     let skipped = 0;
     for (const module of testModules) {
+      let failedHere = 0;
       for (const test of module.children.allTests()) {
         const state = test.result().state;
         if (state === "passed") passed++;
-        else if (state === "failed") failed++;
+        else if (state === "failed") failedHere++;
         else skipped++;
       }
-      if (module.state() === "failed" && module.children.size === 0) failed++;
+      // A file can fail outside its tests (an import, a hook such as the audit scan): count it.
+      failed += module.state() === "failed" && failedHere === 0 ? 1 : failedHere;
     }
     if (this.leaks.length > 0) {
       console.error(`\nsecret canary: ${this.leaks.length} log line(s) carried a secret:`);

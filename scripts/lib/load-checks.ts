@@ -63,10 +63,11 @@ export const unplannedAnswers = (plan: Planned[], got: Sent[]) =>
  * The phone limiter's windows are aligned to the wall clock: within one window exactly `limit`
  * of a flood's changes pass; a flood that straddles a window boundary may pass up to `limit`
  * per window. Checks that, then sets each flood request's expected status and audit from
- * what it got, for the checks that follow.
+ * what it got, for the checks that follow. `straddled`: floods that spanned two windows.
  */
 export function settleFloods(plan: Planned[], got: Sent[], phone: { limit: number; periodMs: number }) {
   const problems: string[] = [];
+  let straddled = 0;
   const groups = new Map<string, number[]>();
   plan.forEach((p, i) => {
     if (p.flood) groups.set(p.flood, [...(groups.get(p.flood) ?? []), i]);
@@ -80,6 +81,7 @@ export function settleFloods(plan: Planned[], got: Sent[], phone: { limit: numbe
     const accepted = idx.filter((i) => got[i].status === 202).length;
     const limited = idx.filter((i) => got[i].status === 429 && problemType(got[i]) === "rate-limited").length;
     const most = phone.limit * windows;
+    if (windows > 1) straddled++;
     if (accepted + limited !== idx.length || accepted < Math.min(idx.length, phone.limit)) {
       problems.push(`${email}: ${idx.map((i) => got[i].status).join(",")} (limit ${phone.limit})`);
     } else if (accepted > most) {
@@ -92,7 +94,7 @@ export function settleFloods(plan: Planned[], got: Sent[], phone: { limit: numbe
       plan[i].problem = refused ? "rate-limited" : undefined;
     }
   }
-  return problems;
+  return { problems, floods: groups.size, straddled };
 }
 
 /** Forwarded to Village, as planned: accepted, or answered "no such user" by Village. */

@@ -1,7 +1,7 @@
 /**
  * The request mix of `npm run load`: every request planned up front with what it must get
  * (status, problem type, whether it reaches Village, what the audit trail must show), shuffled
- * by a seeded generator so one seed always gives the same run.
+ * by a seeded generator so one seed always gives the same mix in the same order.
  */
 import { generateSecret } from "../../src/tokens.ts";
 
@@ -240,8 +240,8 @@ const segment = (email: string) => encodeURIComponent(email);
 
 /**
  * Plans `total` requests: each class gets its share (rounded down, the rest goes to the first
- * class), phone floods come in groups of `phoneLimit + 1` requests to one email, then all are
- * shuffled. Every request that must reach Village targets its own user (`user-<n>@…`), so no
+ * class), shuffled; then phone floods, each `phoneLimit + 1` requests to one email in a row, at
+ * random places. Every request that must reach Village targets its own user (`user-<n>@…`), so no
  * email sees a second phone change outside the floods.
  */
 export function planRequests(total: number, phoneLimit: number, seed: number, runTag: string): Planned[] {
@@ -270,25 +270,26 @@ export function planRequests(total: number, phoneLimit: number, seed: number, ru
       });
     }
   }
-  for (let g = 0; g < floods; g++) {
-    const email = `flood-${g}@example.com`;
-    for (let k = 0; k < groupSize; k++, n++) {
-      out.push({
-        cls: FLOOD_CLASS,
-        email,
-        path: `/users/${segment(email)}`,
-        body: json({ phone_number: phone(n) }),
-        token: "writer",
-        slot: 0,
-        status: 202, // or 429: see checkFloods in scripts/load.ts
-        audit: "accepted",
-        flood: email,
-      });
-    }
-  }
   for (let i = out.length - 1; i > 0; i--) {
     const j = Math.floor(rand() * (i + 1));
     [out[i], out[j]] = [out[j], out[i]];
+  }
+  // Each flood goes in as one block, so its requests are in flight together: rarely does one
+  // straddle a boundary of the limiter's wall-clock window and pass more than the limit.
+  for (let g = 0; g < floods; g++) {
+    const email = `flood-${g}@example.com`;
+    const block = Array.from({ length: groupSize }, () => ({
+      cls: FLOOD_CLASS,
+      email,
+      path: `/users/${segment(email)}`,
+      body: json({ phone_number: phone(n++) }),
+      token: "writer" as const,
+      slot: 0,
+      status: 202, // or 429: see settleFloods in lib/load-checks.ts
+      audit: "accepted" as const,
+      flood: email,
+    }));
+    out.splice(Math.floor(rand() * (out.length + 1)), 0, ...block);
   }
   return out.map((p, i) => ({ ...p, id: `load-${runTag}-${String(i).padStart(6, "0")}` }));
 }

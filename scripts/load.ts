@@ -55,17 +55,24 @@ import {
 
 const HELP = `Usage: npm run load [-- --requests N] [--concurrency C] [--timeout-s T] [--seed S] [--json-out FILE]
 Defaults: 2000 requests, concurrency 50, 300 s overall, seed 1. Loopback only.`;
-const { values: flags } = parseArgs({
-  options: {
-    requests: { type: "string", default: "2000" },
-    concurrency: { type: "string", default: "50" },
-    "timeout-s": { type: "string", default: "300" },
-    seed: { type: "string", default: "1" },
-    "json-out": { type: "string" },
-    help: { type: "boolean", short: "h", default: false },
-  },
-  strict: true,
-});
+const OPTIONS = {
+  requests: { type: "string", default: "2000" },
+  concurrency: { type: "string", default: "50" },
+  "timeout-s": { type: "string", default: "300" },
+  seed: { type: "string", default: "1" },
+  "json-out": { type: "string" },
+  help: { type: "boolean", short: "h", default: false },
+} as const;
+function usage(message: string): never {
+  console.error(`load: ${message}\n${HELP}`);
+  process.exit(2);
+}
+let flags: ReturnType<typeof parseArgs<{ options: typeof OPTIONS }>>["values"];
+try {
+  flags = parseArgs({ options: OPTIONS, strict: true }).values;
+} catch (err) {
+  usage(err instanceof Error ? err.message : String(err));
+}
 if (flags.help) {
   console.log(HELP);
   process.exit(0);
@@ -73,8 +80,7 @@ if (flags.help) {
 function intFlag(name: "requests" | "concurrency" | "timeout-s" | "seed", min: number, max: number): number {
   const n = Number(flags[name]);
   if (Number.isInteger(n) && n >= min && n <= max) return n;
-  console.error(`load: --${name} must be a whole number from ${min} to ${max}\n${HELP}`);
-  process.exit(2);
+  return usage(`--${name} must be a whole number from ${min} to ${max}`);
 }
 const TOTAL = intFlag("requests", 100, 100_000);
 const CONCURRENCY = intFlag("concurrency", 1, 500);

@@ -11,36 +11,25 @@
  * credentials in `.dev.vars` are never used. Children run in their own process group, killed on
  * exit. Hard limit: 120 s. Last line: `e2e: N passed, M failed`.
  */
-import { type ChildProcess, spawn, spawnSync } from "node:child_process";
+import { spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
 import { mkdtempSync, rmSync } from "node:fs";
 import { request as httpRequest } from "node:http";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { PROJECT_ROOT } from "./lib/kv.ts";
+import { cliJson, type DevStack, freePort, groupAlive, killGroup, startDevStack } from "./lib/stack.ts";
 
 const TIMEOUT_MS = 120_000;
 const NETWORK = "sandbox-network";
 
 let passed = 0;
 let failed = 0;
-const output: string[] = []; // everything `npm start` printed
-let server: ChildProcess | undefined;
+let stack: DevStack | undefined;
 const state = mkdtempSync(path.join(tmpdir(), "village-edge-e2e-"));
 
-/** True while any process of the group led by `pid` is alive. */
-function groupAlive(pid: number): boolean {
-  try {
-    process.kill(-pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 function finish(code: number): never {
-  if (server?.pid && groupAlive(server.pid)) process.kill(-server.pid, "SIGKILL");
+  killGroup(stack?.child.pid);
   rmSync(state, { recursive: true, force: true });
   console.log(`e2e: ${passed} passed, ${failed} failed`);
   process.exit(code);
@@ -55,7 +44,7 @@ const hardStop = setTimeout(() => {
 for (const signal of ["SIGINT", "SIGTERM"] as const) process.on(signal, () => finish(1));
 
 function dumpServerOutput(): void {
-  const tail = output.join("").split("\n").slice(-60);
+  const tail = (stack?.output ?? []).join("").split("\n").slice(-60);
   console.log(`  --- last lines of npm start ---\n${tail.map((l) => `  | ${l}`).join("\n")}`);
 }
 
@@ -75,18 +64,6 @@ function check(ok: unknown, message: string): asserts ok {
   if (!ok) throw new Error(message);
 }
 
-/** A port that was free a moment ago on 127.0.0.1. */
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once("error", reject);
-    s.listen(0, "127.0.0.1", () => {
-      const { port } = s.address() as { port: number };
-      s.close(() => resolve(port));
-    });
-  });
-}
-
 /** Runs a command to completion (bounded), capturing its output. */
 function run(cmd: string, args: string[], timeoutMs = 60_000) {
   const r = spawnSync(cmd, args, { cwd: PROJECT_ROOT, encoding: "utf8", timeout: timeoutMs });
@@ -103,36 +80,9 @@ if (spawnSync("sh", ["-c", "command -v curl"]).status !== 0) {
 
 const port = await freePort();
 const sandboxPort = await freePort();
-const origin = `http://127.0.0.1:${port}`;
-const sandbox = `http://127.0.0.1:${sandboxPort}`;
+stack = startDevStack({ port, sandboxPort, state });
+const { origin, sandbox, output, ready } = stack;
 console.log(`e2e: npm start on ${origin}, sandbox on ${sandbox}, state in ${state}`);
-
-server = spawn(
-  "npm",
-  [
-    "start",
-    "--",
-    "--port",
-    `${port}`,
-    "--sandbox-port",
-    `${sandboxPort}`,
-    "--persist-to",
-    state,
-    "--sandbox",
-  ],
-  { cwd: PROJECT_ROOT, detached: true, stdio: ["ignore", "pipe", "pipe"] },
-);
-const exited = new Promise<number | null>((resolve) => server?.once("exit", (code) => resolve(code)));
-const ready = new Promise<string>((resolve, reject) => {
-  const onData = (chunk: Buffer) => {
-    output.push(chunk.toString("utf8"));
-    const text = output.join("");
-    if (text.includes("Ctrl-C stops everything.")) resolve(text);
-  };
-  server?.stdout?.on("data", onData);
-  server?.stderr?.on("data", onData);
-  void exited.then((code) => reject(new Error(`npm start exited early with code ${code}`)));
-});
 
 /**
  * One HTTP exchange on its own connection (`agent: false`): a pooled keep-alive connection can be
@@ -211,8 +161,7 @@ await step("token create --name p --scope users:write:phone_number --domain exam
     "--json",
   );
   check(r.code === 0, `exit ${r.code}: ${r.stderr}`);
-  // `npm run` prints its own header first; the JSON object starts on a line of its own.
-  const created = JSON.parse(r.stdout.slice(r.stdout.indexOf("\n{") + 1)) as { token: string; id: string };
+  const created = cliJson<{ token: string; id: string }>(r.stdout);
   secret = created.token;
   id = created.id;
   check(/^vge_[0-9a-f]{72}$/.test(secret) && /^tok_[0-9a-f]{16}$/.test(id), "no token/id in the JSON");
@@ -282,7 +231,7 @@ await step("no token secret of this run appears in the server's logs (demo banne
 });
 
 await step("SIGTERM stops npm start, wrangler and the sandbox", async () => {
-  const pid = server?.pid;
+  const pid = stack?.child.pid;
   check(pid, "no server pid");
   process.kill(-pid, "SIGTERM");
   for (let i = 0; i < 150 && groupAlive(pid); i++) await new Promise((r) => setTimeout(r, 100));

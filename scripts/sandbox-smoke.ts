@@ -187,6 +187,25 @@ await test("fresh network via control API is isolated", async () => {
       .length,
     DEMO_USERS.length,
   );
+  const more: SandboxUser[] = [
+    { email: "duo@example.net", first_name: "Du", last_name: "O", phone_number: "+33123456780" },
+    { ...users[0], first_name: "Solo" },
+  ];
+  const added = await control<{ added: number; users: number }>(
+    "POST",
+    `/networks/${json.network_id}/users`,
+    { users: more },
+  );
+  assert.deepEqual([added.status, added.json], [200, { added: 2, users: 2 }]);
+  assert.equal(
+    (await control<SandboxUser>("GET", `/networks/${json.network_id}/users/solo%40example.net`)).json
+      .first_name,
+    "Solo",
+  );
+  assert.equal(
+    (await control("POST", `/networks/${json.network_id}/users`, { users: [{ email: "x" }] })).status,
+    400,
+  );
   assert.equal((await control("DELETE", `/networks/${json.network_id}/received`)).status, 200);
   assert.equal((await received(json.network_id)).length, 0);
   assert.equal(

@@ -355,6 +355,14 @@ export async function startSandbox(
       }
       return send(res, 405, { error: "method not allowed" });
     }
+    if (rest.length === 1 && rest[0] === "users" && m === "POST") {
+      // Adds (or replaces, by email) users in an existing network, e.g. npm start's default one.
+      const users = isObj(json) ? json.users : undefined;
+      if (!Array.isArray(users) || !users.every(isUser))
+        return send(res, 400, { error: "expected { users: SandboxUser[] }" });
+      for (const u of users) net.users.set(u.email, { ...u });
+      return send(res, 200, { added: users.length, users: net.users.size });
+    }
     if (rest[0] === "users" && rest.length <= 2) {
       if (m !== "GET") return send(res, 405, { error: "method not allowed" });
       if (rest.length === 1) return send(res, 200, { users: [...net.users.values()] });

@@ -17,27 +17,26 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { request as httpRequest } from "node:http";
 import { tmpdir } from "node:os";
 import path from "node:path";
+import { check, checklist } from "./lib/cli.ts";
 import { PROJECT_ROOT } from "./lib/kv.ts";
 import { cliJson, type DevStack, freePort, groupAlive, killGroup, startDevStack } from "./lib/stack.ts";
 
 const TIMEOUT_MS = 120_000;
 const NETWORK = "sandbox-network";
 
-let passed = 0;
-let failed = 0;
+const { step, fail, summary, counts } = checklist("e2e");
 let stack: DevStack | undefined;
 const state = mkdtempSync(path.join(tmpdir(), "village-edge-e2e-"));
 
 function finish(code: number): never {
   killGroup(stack?.child.pid);
   rmSync(state, { recursive: true, force: true });
-  console.log(`e2e: ${passed} passed, ${failed} failed`);
-  process.exit(code);
+  const result = summary();
+  process.exit(code || result);
 }
 
 const hardStop = setTimeout(() => {
-  console.log(`  FAIL overall time limit of ${TIMEOUT_MS / 1000} s reached`);
-  failed++;
+  fail(`overall time limit of ${TIMEOUT_MS / 1000} s reached`);
   dumpServerOutput();
   finish(1);
 }, TIMEOUT_MS);
@@ -46,22 +45,6 @@ for (const signal of ["SIGINT", "SIGTERM"] as const) process.on(signal, () => fi
 function dumpServerOutput(): void {
   const tail = (stack?.output ?? []).join("").split("\n").slice(-60);
   console.log(`  --- last lines of npm start ---\n${tail.map((l) => `  | ${l}`).join("\n")}`);
-}
-
-async function step(name: string, fn: () => Promise<void>): Promise<void> {
-  try {
-    await fn();
-    passed++;
-    console.log(`  ok   ${name}`);
-  } catch (err) {
-    failed++;
-    const cause = err instanceof Error && err.cause ? ` (${String(err.cause)})` : "";
-    console.log(`  FAIL ${name}\n       ${err instanceof Error ? err.message : String(err)}${cause}`);
-  }
-}
-
-function check(ok: unknown, message: string): asserts ok {
-  if (!ok) throw new Error(message);
 }
 
 /** Runs a command to completion (bounded), capturing its output. */
@@ -73,8 +56,7 @@ function run(cmd: string, args: string[], timeoutMs = 60_000) {
 const token = (...args: string[]) => run("npm", ["run", "token", "--", ...args, "--persist-to", state]);
 
 if (spawnSync("sh", ["-c", "command -v curl"]).status !== 0) {
-  console.log("  FAIL curl is required to run the printed curl line (Debian: apt-get install curl)");
-  failed++;
+  fail("curl is required to run the printed curl line (Debian: apt-get install curl)");
   finish(1);
 }
 
@@ -246,5 +228,5 @@ await step("SIGTERM stops npm start, wrangler and the sandbox", async () => {
 });
 
 clearTimeout(hardStop);
-if (failed) dumpServerOutput();
-finish(failed === 0 ? 0 : 1);
+if (counts.failed) dumpServerOutput();
+finish(counts.failed === 0 ? 0 : 1);

@@ -10,26 +10,12 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { createToken, getTokenById, hashSecret, listTokens, revokeToken } from "../src/tokens.ts";
+import { check, checklist } from "./lib/cli.ts";
 import { openLocalKv, wranglerKv } from "./lib/kv.ts";
 
 const state = mkdtempSync(path.join(tmpdir(), "village-edge-kv-"));
 const viaWrangler = wranglerKv("TOKENS", { remote: false, persistTo: state });
-let passed = 0;
-let failed = 0;
-
-async function step(name: string, fn: () => Promise<void>): Promise<void> {
-  try {
-    await fn();
-    passed++;
-    console.log(`  ok   ${name}`);
-  } catch (err) {
-    failed++;
-    console.log(`  FAIL ${name}\n       ${err instanceof Error ? err.message : String(err)}`);
-  }
-}
-function check(ok: unknown, message: string): asserts ok {
-  if (!ok) throw new Error(message);
-}
+const { step, summary } = checklist("kv adapters");
 const same = (a: unknown, b: unknown, what: string) =>
   check(JSON.stringify(a) === JSON.stringify(b), `${what}: ${JSON.stringify(a)} != ${JSON.stringify(b)}`);
 
@@ -100,5 +86,4 @@ try {
   rmSync(state, { recursive: true, force: true });
 }
 
-console.log(`kv adapters: ${passed} passed, ${failed} failed`);
-process.exitCode = failed === 0 ? 0 : 1;
+process.exitCode = summary();

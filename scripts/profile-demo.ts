@@ -6,10 +6,10 @@
  * the token's) and `stranger` (not allowed). Used by the browser tests; run it by hand with
  * `node scripts/profile-demo.ts` and open the printed links.
  */
-import { realpathSync } from "node:fs";
-import { fileURLToPath, pathToFileURL } from "node:url";
+import { fileURLToPath } from "node:url";
 import { createTestHarness } from "wrangler";
 import { createToken, type KvLike } from "../src/tokens.ts";
+import { isMain } from "./lib/cli.ts";
 import { type Sandbox, startSandbox } from "./sandbox.ts";
 import { type StaticServer, serveStatic } from "./static-server.ts";
 import { startTestIdp, type TestIdp } from "./test-idp.ts";
@@ -92,15 +92,7 @@ export async function startProfileDemo(opts: { quiet?: boolean } = {}): Promise<
   }
 }
 
-function isMain(): boolean {
-  try {
-    return !!process.argv[1] && import.meta.url === pathToFileURL(realpathSync(process.argv[1])).href;
-  } catch {
-    return false;
-  }
-}
-
-if (isMain()) {
+if (isMain(import.meta.url)) {
   const demo = await startProfileDemo();
   const jwt = await demo.idp.sign({ sub: "demo-ada", email: "ada@example.com" });
   const bound = await demo.mint(["users:write:first_name", "users:write:last_name"], [demo.pages.app.origin]);

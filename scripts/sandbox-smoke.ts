@@ -3,6 +3,7 @@
  * Prints `sandbox smoke: N passed, M failed`; exits non-zero on any failure.
  */
 import assert from "node:assert/strict";
+import { checklist } from "./lib/cli.ts";
 import type { Fault, ReceivedRequest, SandboxUser } from "./sandbox.ts";
 import { DEMO_USERS, startSandbox } from "./sandbox.ts";
 
@@ -11,18 +12,7 @@ const sb = await startSandbox({ log: (line) => logs.push(line) });
 const { id: NET, apiKey: KEY } = sb.defaultNetwork;
 const JSON_HEADERS = { "content-type": "application/json", accept: "application/json" };
 
-let passed = 0;
-let failed = 0;
-async function test(name: string, fn: () => Promise<void>): Promise<void> {
-  try {
-    await fn();
-    passed++;
-    console.log(`  ok   ${name}`);
-  } catch (err) {
-    failed++;
-    console.log(`  FAIL ${name}\n       ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
-  }
-}
+const { step: test, summary } = checklist("sandbox smoke");
 
 function patch(
   email: string,
@@ -288,5 +278,4 @@ await test("close() ends promptly with a hung connection open", async () => {
   assert.equal(await pending, "rejected");
 });
 
-console.log(`sandbox smoke: ${passed} passed, ${failed} failed`);
-process.exitCode = failed === 0 ? 0 : 1;
+process.exitCode = summary();

@@ -5,11 +5,10 @@
  */
 
 import { randomBytes } from "node:crypto";
-import { realpathSync } from "node:fs";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { createServer } from "node:http";
 import type { AddressInfo, Socket } from "node:net";
-import { pathToFileURL } from "node:url";
+import { isMain } from "./lib/cli.ts";
 
 /** A Village user as the sandbox stores it. */
 export interface SandboxUser {
@@ -423,15 +422,7 @@ export async function startSandbox(
   };
 }
 
-function isMain(): boolean {
-  try {
-    return !!process.argv[1] && import.meta.url === pathToFileURL(realpathSync(process.argv[1])).href;
-  } catch {
-    return false;
-  }
-}
-
-if (isMain()) {
+if (isMain(import.meta.url)) {
   const arg = (name: string): string | undefined => {
     const i = process.argv.indexOf(`--${name}`);
     return i >= 0 ? process.argv[i + 1] : undefined;

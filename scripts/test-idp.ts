@@ -4,10 +4,9 @@
  * and signs JWTs. It is NOT a sign-in service: there is no login, it signs whatever it is
  * asked to. Run: `node scripts/test-idp.ts [--port 8789] [--email ada@example.com]`.
  */
-import { realpathSync } from "node:fs";
 import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
-import { pathToFileURL } from "node:url";
+import { isMain } from "./lib/cli.ts";
 
 export interface TestIdp {
   /** Base URL, also the issuer (`iss`) of every JWT it signs. */
@@ -105,15 +104,7 @@ export async function startTestIdp(opts: { port?: number; audience?: string } = 
   };
 }
 
-function isMain(): boolean {
-  try {
-    return !!process.argv[1] && import.meta.url === pathToFileURL(realpathSync(process.argv[1])).href;
-  } catch {
-    return false;
-  }
-}
-
-if (isMain()) {
+if (isMain(import.meta.url)) {
   const arg = (name: string): string | undefined => {
     const i = process.argv.indexOf(`--${name}`);
     return i >= 0 ? process.argv[i + 1] : undefined;

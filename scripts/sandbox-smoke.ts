@@ -3,6 +3,7 @@
  * Prints `sandbox smoke: N passed, M failed`; exits non-zero on any failure.
  */
 import assert from "node:assert/strict";
+import { checklist } from "./lib/cli.ts";
 import type { Fault, ReceivedRequest, SandboxUser } from "./sandbox.ts";
 import { DEMO_USERS, startSandbox } from "./sandbox.ts";
 
@@ -11,18 +12,7 @@ const sb = await startSandbox({ log: (line) => logs.push(line) });
 const { id: NET, apiKey: KEY } = sb.defaultNetwork;
 const JSON_HEADERS = { "content-type": "application/json", accept: "application/json" };
 
-let passed = 0;
-let failed = 0;
-async function test(name: string, fn: () => Promise<void>): Promise<void> {
-  try {
-    await fn();
-    passed++;
-    console.log(`  ok   ${name}`);
-  } catch (err) {
-    failed++;
-    console.log(`  FAIL ${name}\n       ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
-  }
-}
+const { step: test, summary } = checklist("sandbox smoke");
 
 function patch(
   email: string,
@@ -187,6 +177,25 @@ await test("fresh network via control API is isolated", async () => {
       .length,
     DEMO_USERS.length,
   );
+  const more: SandboxUser[] = [
+    { email: "duo@example.net", first_name: "Du", last_name: "O", phone_number: "+33123456780" },
+    { ...users[0], first_name: "Solo" },
+  ];
+  const added = await control<{ added: number; users: number }>(
+    "POST",
+    `/networks/${json.network_id}/users`,
+    { users: more },
+  );
+  assert.deepEqual([added.status, added.json], [200, { added: 2, users: 2 }]);
+  assert.equal(
+    (await control<SandboxUser>("GET", `/networks/${json.network_id}/users/solo%40example.net`)).json
+      .first_name,
+    "Solo",
+  );
+  assert.equal(
+    (await control("POST", `/networks/${json.network_id}/users`, { users: [{ email: "x" }] })).status,
+    400,
+  );
   assert.equal((await control("DELETE", `/networks/${json.network_id}/received`)).status, 200);
   assert.equal((await received(json.network_id)).length, 0);
   assert.equal(
@@ -269,5 +278,4 @@ await test("close() ends promptly with a hung connection open", async () => {
   assert.equal(await pending, "rejected");
 });
 
-console.log(`sandbox smoke: ${passed} passed, ${failed} failed`);
-process.exitCode = failed === 0 ? 0 : 1;
+process.exitCode = summary();

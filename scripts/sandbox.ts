@@ -5,11 +5,10 @@
  */
 
 import { randomBytes } from "node:crypto";
-import { realpathSync } from "node:fs";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { createServer } from "node:http";
 import type { AddressInfo, Socket } from "node:net";
-import { pathToFileURL } from "node:url";
+import { isMain } from "./lib/cli.ts";
 
 /** A Village user as the sandbox stores it. */
 export interface SandboxUser {
@@ -355,6 +354,14 @@ export async function startSandbox(
       }
       return send(res, 405, { error: "method not allowed" });
     }
+    if (rest.length === 1 && rest[0] === "users" && m === "POST") {
+      // Adds (or replaces, by email) users in an existing network, e.g. npm start's default one.
+      const users = isObj(json) ? json.users : undefined;
+      if (!Array.isArray(users) || !users.every(isUser))
+        return send(res, 400, { error: "expected { users: SandboxUser[] }" });
+      for (const u of users) net.users.set(u.email, { ...u });
+      return send(res, 200, { added: users.length, users: net.users.size });
+    }
     if (rest[0] === "users" && rest.length <= 2) {
       if (m !== "GET") return send(res, 405, { error: "method not allowed" });
       if (rest.length === 1) return send(res, 200, { users: [...net.users.values()] });
@@ -415,15 +422,7 @@ export async function startSandbox(
   };
 }
 
-function isMain(): boolean {
-  try {
-    return !!process.argv[1] && import.meta.url === pathToFileURL(realpathSync(process.argv[1])).href;
-  } catch {
-    return false;
-  }
-}
-
-if (isMain()) {
+if (isMain(import.meta.url)) {
   const arg = (name: string): string | undefined => {
     const i = process.argv.indexOf(`--${name}`);
     return i >= 0 ? process.argv[i + 1] : undefined;

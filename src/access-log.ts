@@ -1,5 +1,7 @@
 import type { Context, MiddlewareHandler } from "hono";
 import { matchedRoutes } from "hono/route";
+import { clip, scrub } from "./audit-mask.ts";
+import { actorOf, type Principal } from "./auth.ts";
 import type { AppEnv } from "./context.ts";
 import { logEvent } from "./log.ts";
 
@@ -8,10 +10,17 @@ function handlerRoute(c: Context<AppEnv>): string | undefined {
   return matchedRoutes(c).findLast((route) => route.method !== "ALL")?.path;
 }
 
+/** The caller as the audit trail names it: a token's public id, or `user:<sub>` for a signed-in user. */
+function actorId(principal: Principal | undefined): string | null {
+  if (!principal) return null;
+  const actor = actorOf(principal);
+  return actor.kind === "token" ? actor.id : clip(`user:${encodeURIComponent(scrub(actor.id))}`, 160);
+}
+
 /**
  * One structured JSON line per request, written once the response is ready: request id,
  * method, route pattern (never the path: it carries the target email), status, outcome, token
- * id, upstream status and latency. Never a token, the Village key or a field value.
+ * id (`user:<sub>` for a signed-in user, as in the audit trail), upstream status and latency. Never a token, the Village key or a field value.
  *
  * `outcome` is what the request came to: the upstream outcome when it reached Village
  * (`accepted`, `not_found`, `timeout`, ...), else the problem type it was refused with
@@ -27,7 +36,7 @@ export const accessLog = (): MiddlewareHandler<AppEnv> =>
       route: handlerRoute(c) ?? null,
       status,
       outcome: c.get("upstream")?.outcome ?? c.get("problem") ?? "ok",
-      token_id: c.get("principal")?.tokenId ?? null,
+      token_id: actorId(c.get("principal")),
       upstream_status: c.get("upstream")?.status ?? null,
       latency_ms: Date.now() - started,
     });

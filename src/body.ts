@@ -1,11 +1,10 @@
 import type { MiddlewareHandler } from "hono";
 import type * as z from "zod/mini";
-import { toFieldErrors } from "./changes.ts";
+import { MAX_BODY_BYTES, toFieldErrors } from "./changes.ts";
 import type { AppEnv } from "./context.ts";
 import { ProblemError } from "./errors.ts";
 
-/** Largest request body read, in bytes; three 100-character names fit many times over. */
-export const MAX_BODY_BYTES = 8 * 1024;
+export { MAX_BODY_BYTES } from "./changes.ts";
 
 /** Strict UTF-8: a malformed byte is an error, not U+FFFD. Reusable: each decode() starts afresh. */
 const utf8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: false });
@@ -60,7 +59,7 @@ type JsonInput<S extends z.ZodMiniType> = { in: { json: z.input<S> }; out: { jso
  * Requires an `application/json` body (415 otherwise), reads at most `maxBytes` of it whether
  * or not a length was declared (413), parses it once (400 `malformed-json`) and validates it
  * with `schema` (400 `validation-failed` with `errors[]`, and `detail` as given). The route
- * reads the schema's output with `c.req.valid("json")`.
+ * reads the schema's output with `c.req.valid("json")`; `c.req.json()` still reads the body.
  */
 export const jsonBody = <S extends z.ZodMiniType>(
   schema: S,
@@ -80,6 +79,9 @@ export const jsonBody = <S extends z.ZodMiniType>(
     } catch {
       throw new ProblemError("malformed-json", "The body is not valid UTF-8.");
     }
+    // The body is consumed: later readers (c.req.json(), c.req.text()) get the checked text.
+    // Hono keeps promises in its body cache, though its type names the resolved values.
+    (c.req.bodyCache as { text?: Promise<string> }).text = Promise.resolve(text);
     let value: unknown;
     try {
       value = JSON.parse(text);

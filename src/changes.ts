@@ -8,6 +8,8 @@ import { INTERNATIONAL_FORMAT, possibleE164 } from "./phone.ts";
 import { FIELDS } from "./tokens.ts";
 
 export const NAME_MAX = 100;
+/** Largest request body read, in bytes; three 100-character names fit many times over. */
+export const MAX_BODY_BYTES = 8 * 1024;
 
 /** Control, line/paragraph separator and bidi-override characters are refused in names. */
 // biome-ignore lint/suspicious/noControlCharactersInRegex: refusing control characters is the point
@@ -19,7 +21,9 @@ const name = z.pipe(
     const value = input.normalize("NFC").trim();
     const length = [...value].length;
     let message: string | undefined;
-    if (length < 1) message = "Must not be empty.";
+    // A lone surrogate (`"\ud800"` is valid JSON) is not text: refuse it rather than forward it.
+    if (!value.isWellFormed()) message = "Must be valid Unicode text.";
+    else if (length < 1) message = "Must not be empty.";
     else if (length > NAME_MAX) message = `Must be at most ${NAME_MAX} characters.`;
     else if (FORBIDDEN_IN_NAME.test(value)) message = "Must not contain control characters.";
     if (message) {

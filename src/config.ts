@@ -1,6 +1,7 @@
 import type { MiddlewareHandler } from "hono";
 import type { AppEnv } from "./context.ts";
 import { ProblemError } from "./errors.ts";
+import { FIELDS, type Field } from "./tokens.ts";
 
 /** Everything the Worker reads from its bindings, checked. The one place for configuration. */
 export interface Config {
@@ -11,10 +12,31 @@ export interface Config {
   villageNetworkId: string;
   villageApiKey: string;
   upstreamTimeoutMs: number;
+  /** End-user JWT sign-in, or null when `AUTH_*` are unset (the feature is off). */
+  userAuth: UserAuthConfig | null;
+  /** What the audit trail keeps of field values: `masked` (default), `full` or `none`. */
+  auditValues: AuditValues;
+  /** How long audit entries live, in days (KV `expiration`). */
+  auditRetentionDays: number;
 }
 
+/** How end-user JWTs are verified, and what a signed-in user may change on their own record. */
+export interface UserAuthConfig {
+  jwksUrl: string;
+  issuer: string;
+  audience: string;
+  selfServiceFields: readonly Field[];
+}
+
+export const AUDIT_VALUES = ["masked", "full", "none"] as const;
+export type AuditValues = (typeof AUDIT_VALUES)[number];
+
 const LOOPBACK = new Set(["127.0.0.1", "localhost", "[::1]"]);
-const NETWORK_ID = /^[A-Za-z0-9._-]{1,128}$/;
+/** A plain identifier; `.` and `..` alone are dot segments that a URL would resolve away. */
+const NETWORK_ID = /^(?!\.{1,2}$)[A-Za-z0-9._-]{1,128}$/;
+/** Characters no HTTP header value may carry. */
+// biome-ignore lint/suspicious/noControlCharactersInRegex: refusing control characters is the point
+const CONTROL = /[\u0000-\u001f\u007f]/;
 
 const misconfigured = (binding: string, why: string): ProblemError =>
   new ProblemError("internal", "The service is misconfigured.", {
@@ -45,6 +67,22 @@ function parseTimeout(raw: string | undefined): number {
   return ms;
 }
 
+function parseAuditValues(raw: string | undefined): AuditValues {
+  if (raw === undefined || raw === "") return "masked";
+  const mode = AUDIT_VALUES.find((m) => m === raw);
+  if (!mode) throw misconfigured("AUDIT_VALUES", "must be masked, full or none");
+  return mode;
+}
+
+function parseRetentionDays(raw: string | undefined): number {
+  if (raw === undefined || raw === "") return 400;
+  const days = Number(raw);
+  if (!Number.isInteger(days) || days < 1 || days > 3650) {
+    throw misconfigured("AUDIT_RETENTION_DAYS", "must be an integer from 1 to 3650");
+  }
+  return days;
+}
+
 /**
  * Parses and checks the bindings. Throws a 500 {@link ProblemError} whose wire body is
  * generic and whose log line names the binding at fault.
@@ -59,13 +97,77 @@ export function parseConfig(env: Env): Config {
   if (typeof apiKey !== "string" || apiKey.trim() === "") {
     throw misconfigured("VILLAGE_API_KEY", "is missing (wrangler secret put VILLAGE_API_KEY)");
   }
+  if (CONTROL.test(apiKey.trim())) {
+    throw misconfigured("VILLAGE_API_KEY", "contains a line break or control character");
+  }
   return {
     villageBase: `${base.origin}${base.pathname.replace(/\/+$/, "")}`,
     villageOrigin: base.origin,
     villageNetworkId: networkId,
     villageApiKey: apiKey.trim(),
     upstreamTimeoutMs: parseTimeout(env.UPSTREAM_TIMEOUT_MS),
+    userAuth: parseUserAuth(env),
+    auditValues: parseAuditValues(env.AUDIT_VALUES),
+    auditRetentionDays: parseRetentionDays(env.AUDIT_RETENTION_DAYS),
   };
+}
+
+/**
+ * `ALLOWED_ORIGINS`: comma-separated exact browser origins (`scheme://host[:port]`), https
+ * except on loopback. Empty or unset allows no browser origin; `*` is refused.
+ */
+export function parseAllowedOrigins(env: Env): readonly string[] {
+  const raw = env.ALLOWED_ORIGINS ?? "";
+  const out: string[] = [];
+  for (const entry of raw.split(",")) {
+    const origin = entry.trim();
+    if (origin === "") continue;
+    let url: URL | undefined;
+    try {
+      url = new URL(origin);
+    } catch {
+      url = undefined;
+    }
+    const secure = url?.protocol === "https:" || (url?.protocol === "http:" && LOOPBACK.has(url.hostname));
+    // An entry must already be in the form a browser sends: lowercase, no path, no trailing slash.
+    if (!url || !secure || url.origin !== origin) {
+      throw misconfigured("ALLOWED_ORIGINS", `has an entry that is not an exact https origin: ${origin}`);
+    }
+    out.push(origin);
+  }
+  return out;
+}
+
+/**
+ * `AUTH_JWKS_URL`, `AUTH_ISSUER`, `AUTH_AUDIENCE` (all three or none) and
+ * `SELF_SERVICE_FIELDS` (default: every field). Null when end-user sign-in is off.
+ */
+export function parseUserAuth(env: Env): UserAuthConfig | null {
+  const jwks = env.AUTH_JWKS_URL?.trim() ?? "";
+  const issuer = env.AUTH_ISSUER?.trim() ?? "";
+  const audience = env.AUTH_AUDIENCE?.trim() ?? "";
+  const set = [jwks, issuer, audience].filter((v) => v !== "").length;
+  if (set === 0) return null;
+  if (set !== 3) {
+    throw misconfigured("AUTH_JWKS_URL/AUTH_ISSUER/AUTH_AUDIENCE", "must be set all three or none");
+  }
+  let url: URL;
+  try {
+    url = new URL(jwks);
+  } catch {
+    throw misconfigured("AUTH_JWKS_URL", "is not a URL");
+  }
+  const secure = url.protocol === "https:" || (url.protocol === "http:" && LOOPBACK.has(url.hostname));
+  if (!secure || url.username || url.password || url.hash) {
+    throw misconfigured("AUTH_JWKS_URL", "must be https (http only on loopback), without credentials");
+  }
+  const rawFields = env.SELF_SERVICE_FIELDS?.trim() ?? "";
+  const names = rawFields === "" ? [...FIELDS] : rawFields.split(",").map((f) => f.trim());
+  const fields = FIELDS.filter((f) => names.includes(f));
+  if (fields.length !== new Set(names).size) {
+    throw misconfigured("SELF_SERVICE_FIELDS", `must list only ${FIELDS.join(", ")}`);
+  }
+  return { jwksUrl: url.href, issuer, audience, selfServiceFields: fields };
 }
 
 /** Parses the configuration once per request and puts it on the context. */

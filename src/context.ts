@@ -1,4 +1,5 @@
 import type { Principal } from "./auth.ts";
+import type { Changes } from "./changes.ts";
 import type { Config } from "./config.ts";
 import type { TargetEmail } from "./email.ts";
 import type { ProblemType } from "./errors.ts";
@@ -11,6 +12,10 @@ export interface AppVariables {
   principal: Principal;
   /** The validated target of a user change. */
   target: TargetEmail;
+  /** The validated change, once the body passed validation (the audit trail records it). */
+  changes?: Changes;
+  /** Set once the intent of a forwarded change is in the audit trail. */
+  auditId?: string;
   /** What Village answered, when the request reached it (for the access log). */
   upstream?: { outcome: UpstreamOutcome; status?: number };
   /** The problem type of the response, when it is one (for the access log). */

@@ -27,6 +27,14 @@ export function parseEmailSegment(rawSegment: string): TargetEmail {
   } catch {
     throw invalid("The email in the path is not valid percent-encoding.");
   }
+  return normalizeEmail(decoded);
+}
+
+/**
+ * Validates an already decoded address and normalizes it (domain lowercased, local part
+ * kept as given). Used for the path's email and for a signed-in user's `email` claim alike.
+ */
+export function normalizeEmail(decoded: string): TargetEmail {
   if (decoded.length > 254) throw invalid("The email must be at most 254 characters.");
   // biome-ignore lint/suspicious/noControlCharactersInRegex: refusing control characters is the point
   if (/[/\\?#%\u0000-\u001f\u007f]/.test(decoded)) {

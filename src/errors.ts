@@ -54,11 +54,21 @@ export class ProblemError extends Error {
   readonly errors?: FieldError[];
   readonly headers?: Record<string, string>;
   readonly logDetail?: string;
+  /**
+   * True for a refusal the audit trail must not record although the token was valid, such
+   * as a rate-limited flood: recording it would cost one KV write per refused request.
+   */
+  readonly skipAudit?: boolean;
 
   constructor(
     type: ProblemType,
     detail: string,
-    extra: { errors?: FieldError[]; headers?: Record<string, string>; logDetail?: string } = {},
+    extra: {
+      errors?: FieldError[];
+      headers?: Record<string, string>;
+      logDetail?: string;
+      skipAudit?: boolean;
+    } = {},
   ) {
     super(detail);
     this.name = "ProblemError";
@@ -68,6 +78,7 @@ export class ProblemError extends Error {
     this.errors = extra.errors;
     this.headers = extra.headers;
     this.logDetail = extra.logDetail;
+    this.skipAudit = extra.skipAudit;
   }
 }
 

@@ -3,7 +3,7 @@
  * test/openapi.test.ts sends the request each one stands for and compares the answer
  * (all but the per-request `instance` / `request_id`).
  */
-import { MAX_BODY_BYTES } from "./body.ts";
+import { MAX_BODY_BYTES } from "./changes.ts";
 import { type FieldError, type ProblemType, problemCatalog, problemTypeUri } from "./errors.ts";
 
 /** The request id shown in examples. */
@@ -186,7 +186,7 @@ export const PROBLEM_EXAMPLES: ProblemExample[] = [
   problem("misconfigured", "A missing or invalid binding", "internal", "The service is misconfigured."),
   problem(
     "village-failed",
-    "Village answered 5xx, a redirect, or our key was refused",
+    "Village answered 5xx (502, 503 and 504 after one retry), a redirect, or refused our key",
     "bad-gateway",
     "Village could not take the change; try again later.",
   ),
@@ -204,8 +204,60 @@ export const PROBLEM_EXAMPLES: ProblemExample[] = [
   ),
 ];
 
+/** Problems of the review API. */
+export const AUDIT_EXAMPLES: ProblemExample[] = [
+  problem(
+    "audit-bad-query",
+    "A query parameter that is not valid",
+    "invalid-request",
+    "The audit query is not valid.",
+    [
+      {
+        field: "outcome",
+        pointer: "",
+        detail:
+          "Must be one of pending, unknown, accepted, not_found, rejected_by_village, upstream_error, timeout, denied, invalid, rate_limited.",
+      },
+    ],
+  ),
+  problem("audit-missing-token", "No token", "unauthorized", "A bearer token is required."),
+  problem(
+    "audit-no-scope",
+    "A token without audit:read",
+    "forbidden",
+    "This token lacks the audit:read scope.",
+  ),
+  problem(
+    "audit-entry-not-found",
+    "No entry has this id",
+    "not-found",
+    "No audit entry has this id. To find entries by request id, use GET /audit?request_id=...",
+  ),
+  problem(
+    "audit-store-down",
+    "The audit store failed",
+    "service-unavailable",
+    "The audit trail is unavailable; try again later.",
+  ),
+];
+
+/** A CORS preflight from an origin that is not allowed. */
+export const PREFLIGHT_EXAMPLES: ProblemExample[] = [
+  problem(
+    "preflight-origin-refused",
+    "An origin not in ALLOWED_ORIGINS",
+    "forbidden",
+    "This origin may not call this service from a browser.",
+  ),
+];
+
 /** Problems of any path: an unknown path, a method the path does not serve. */
 export const ROUTE_EXAMPLES: ProblemExample[] = [
   problem("not-found", "Any path this service does not serve", "not-found", "No such route."),
-  problem("method-not-allowed", "GET /users/{email}", "method-not-allowed", "This path accepts PATCH."),
+  problem(
+    "method-not-allowed",
+    "GET /users/{email}",
+    "method-not-allowed",
+    "This path accepts PATCH, OPTIONS.",
+  ),
 ];

@@ -11,16 +11,25 @@
  * To document a route: add its path items to `paths` below (and examples to src/openapi-examples.ts).
  */
 import * as z from "zod/mini";
-import { MAX_BODY_BYTES } from "./body.ts";
-import { ChangeSchema, NAME_MAX } from "./changes.ts";
+import { ChangeSchema, MAX_BODY_BYTES, NAME_MAX } from "./changes.ts";
 import { problemCatalog, problemTypeUri } from "./errors.ts";
 import {
+  AuditDetailSchema,
+  AuditPageSchema,
+  AuditSummarySchema,
+  auditParameters,
+  auditPaths,
+} from "./openapi-audit.ts";
+import {
   ACCEPTED_EXAMPLES,
+  AUDIT_EXAMPLES,
   CHANGE_EXAMPLES,
+  PREFLIGHT_EXAMPLES,
   PROBLEM_EXAMPLES,
   type ProblemExample,
   ROUTE_EXAMPLES,
 } from "./openapi-examples.ts";
+import { AuditQuerySchema } from "./routes/audit.ts";
 import { SCOPES } from "./tokens.ts";
 
 type Json = Record<string, unknown>;
@@ -77,7 +86,14 @@ export const HealthSchema = z.object({ status: z.literal("ok") });
 
 const ref = (name: string) => ({ $ref: `#/components/schemas/${name}` });
 const header = (description: string) => ({ description, schema: { type: "string" } });
-const REQUEST_ID = header("The request id: the caller's X-Request-Id when well formed, else a new UUID.");
+/** Headers many responses carry, defined once under components.headers. */
+const SHARED_HEADERS = {
+  "X-Request-Id": header("The request id: the caller's X-Request-Id when well formed, else a new UUID."),
+  "WWW-Authenticate": header("RFC 6750 challenge, with `error` and `scope` when they apply."),
+  "Retry-After": header("Seconds to wait before retrying."),
+};
+const headerRef = (name: keyof typeof SHARED_HEADERS) => ({ $ref: `#/components/headers/${name}` });
+const REQUEST_ID = headerRef("X-Request-Id");
 
 /** A problem+json response with its examples (one per way to get it). */
 function problemDoc(description: string, examples: ProblemExample[], headers: Json = {}): Json {
@@ -94,7 +110,14 @@ function problemDoc(description: string, examples: ProblemExample[], headers: Js
 }
 
 const byStatus = (status: number) => PROBLEM_EXAMPLES.filter((e) => e.value.status === status);
-const CHALLENGE = header("RFC 6750 challenge, with `error` and `scope` when they apply.");
+/** A problem response of the review API, with the examples of that status that belong to it. */
+const auditProblems = (status: number, description: string, headers: Json = {}) =>
+  problemDoc(
+    description,
+    AUDIT_EXAMPLES.filter((e) => e.value.status === status),
+    headers,
+  );
+const CHALLENGE = headerRef("WWW-Authenticate");
 
 function changeUserResponses(): Json {
   return {
@@ -126,7 +149,7 @@ function changeUserResponses(): Json {
     "500": problemDoc("Misconfiguration or an internal error; details go to the logs only.", byStatus(500)),
     "502": problemDoc("Village failed or answered unexpectedly.", byStatus(502)),
     "503": problemDoc("Token verification is unavailable.", byStatus(503), {
-      "Retry-After": header("Seconds to wait before retrying."),
+      "Retry-After": headerRef("Retry-After"),
     }),
     "504": problemDoc("Village did not answer in time; the change may or may not apply.", byStatus(504)),
   };
@@ -142,7 +165,7 @@ export function buildOpenApi(): Json {
       title: "village-edge",
       version: "0.1.0",
       description: [
-        "A narrow door to Village's Patch User API: callers hold a scoped token of ours, never the Village key.",
+        "A narrow door to Village's Patch User API: callers hold a scoped token of ours (or a signed-in user's JWT), never the Village key.",
         "Every error is RFC 9457 `application/problem+json` (schema `Problem`); `instance` is the request id,",
         "also sent as `X-Request-Id`. Any other path answers 404 `not-found`; any other method on a path",
         "answers 405 `method-not-allowed` with `Allow`.",
@@ -150,6 +173,7 @@ export function buildOpenApi(): Json {
     },
     tags: [
       { name: "users", description: "Change Village user records." },
+      { name: "audit", description: "Review who changed what, and what was refused." },
       { name: "service", description: "Liveness and this contract." },
     ],
     paths: {
@@ -185,7 +209,28 @@ export function buildOpenApi(): Json {
           },
           responses: changeUserResponses(),
         },
+        options: {
+          operationId: "preflightChangeUser",
+          tags: ["users"],
+          summary: "CORS preflight for browser frontends (origins in ALLOWED_ORIGINS)",
+          security: [],
+          parameters: [{ name: "email", in: "path", required: true, schema: { type: "string" } }],
+          responses: {
+            "204": {
+              description:
+                "From an allowed origin: the methods and headers it may use. Without a preflight: `Allow`.",
+              headers: {
+                "Access-Control-Allow-Methods": header("PATCH"),
+                "Access-Control-Allow-Headers": header("The request headers a page may send."),
+                "Access-Control-Max-Age": header("Seconds a browser may cache this answer."),
+                Allow: header("PATCH, OPTIONS"),
+              },
+            },
+            "403": problemDoc("A preflight from an origin that is not allowed.", PREFLIGHT_EXAMPLES),
+          },
+        },
       },
+      ...auditPaths(auditParameters(jsonSchema(AuditQuerySchema)), ref, auditProblems, REQUEST_ID),
       "/healthz": {
         get: {
           operationId: "health",
@@ -221,7 +266,11 @@ export function buildOpenApi(): Json {
         Accepted: jsonSchema(AcceptedSchema),
         Problem: jsonSchema(ProblemSchema),
         Health: jsonSchema(HealthSchema),
+        AuditSummary: jsonSchema(AuditSummarySchema),
+        AuditPage: jsonSchema(AuditPageSchema),
+        AuditDetail: jsonSchema(AuditDetailSchema),
       },
+      headers: SHARED_HEADERS,
       responses: {
         NotFound: problemDoc("Any path this service does not serve.", [ROUTE_EXAMPLES[0]]),
         MethodNotAllowed: problemDoc("A method the path does not serve.", [ROUTE_EXAMPLES[1]], {
@@ -233,7 +282,7 @@ export function buildOpenApi(): Json {
           type: "http",
           scheme: "bearer",
           bearerFormat: "vge_ token",
-          description: `An opaque token issued by the operators (\`vge_\`, 64 hex digits, an 8-hex-digit checksum), in the Authorization header only. Scopes: ${scopesText}; \`users:write\` allows every field, \`users:write:<field>\` one field. A token may also be limited to email domains and to an expiry. Revocation takes effect within about a minute.`,
+          description: `An opaque token issued by the operators (\`vge_\`, 64 hex digits, an 8-hex-digit checksum), in the Authorization header only. Scopes: ${scopesText}; \`users:write\` allows every field, \`users:write:<field>\` one field. A token may also be limited to email domains, browser origins and an expiry. Revocation takes effect within about a minute. Where end-user sign-in is configured, a signed-in user's JWT (from the configured issuer) is also accepted: it may change only that user's own record, and only the self-service fields.`,
         },
       },
     },

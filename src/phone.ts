@@ -128,20 +128,27 @@ function stripNationalPrefix(number: string, callingCode: string, plan: Plan): s
 }
 
 /**
+ * The calling code an international number starts with (after `+`, the shortest prefix of 1 to
+ * 3 digits that is one, as libphonenumber reads it), or undefined.
+ */
+export function callingCodeOf(text: string): string | undefined {
+  const digits = text.replace(/[^0-9]/g, "");
+  if (digits[0] === "0") return undefined;
+  for (let i = 1; i <= 3 && i <= digits.length; i++) {
+    const candidate = digits.slice(0, i);
+    if (countriesOf(candidate) || NON_GEOGRAPHIC[candidate]) return candidate;
+  }
+  return undefined;
+}
+
+/**
  * Parses text that matches {@link INTERNATIONAL_FORMAT}. Returns the E.164 form when the number
  * is possible in its numbering plan, otherwise undefined.
  */
 export function possibleE164(text: string): string | undefined {
   const digits = text.replace(/[^0-9]/g, "");
-  if (digits.length < 3 || digits[0] === "0") return undefined;
-  let callingCode: string | undefined;
-  for (let i = 1; i <= 3 && i <= digits.length; i++) {
-    const candidate = digits.slice(0, i);
-    if (countriesOf(candidate) || NON_GEOGRAPHIC[candidate]) {
-      callingCode = candidate;
-      break;
-    }
-  }
+  if (digits.length < 3) return undefined;
+  const callingCode = callingCodeOf(digits);
   if (!callingCode) return undefined;
   const plan = mainPlan(callingCode);
   const rest = digits.slice(callingCode.length);

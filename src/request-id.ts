@@ -2,15 +2,20 @@ import type { MiddlewareHandler } from "hono";
 import type { AppEnv } from "./context.ts";
 
 /** A caller-supplied request id is kept only when it looks like this. */
-const WELL_FORMED = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/;
+export const WELL_FORMED = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/;
+
+/** Something a careless client might paste as a request id: one of our tokens, or a JWT. */
+const CREDENTIAL_LIKE = /vge_|eyJ/i;
 
 /**
- * Takes the caller's `X-Request-Id` when well formed, otherwise generates one.
- * The id is echoed on every response, forwarded upstream and used as the audit id.
+ * Takes the caller's `X-Request-Id` when well formed (and not credential-like: it is echoed and
+ * logged), otherwise generates one. The id is echoed on every response, forwarded upstream and
+ * stored in audit entries (audit ids are generated separately: request ids may repeat).
  */
 export const requestId = (): MiddlewareHandler<AppEnv> =>
   async function requestId(c, next) {
     const given = c.req.header("X-Request-Id");
-    c.set("requestId", given && WELL_FORMED.test(given) ? given : crypto.randomUUID());
+    const usable = given !== undefined && WELL_FORMED.test(given) && !CREDENTIAL_LIKE.test(given);
+    c.set("requestId", usable ? given : crypto.randomUUID());
     await next();
   };

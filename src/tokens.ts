@@ -116,7 +116,9 @@ export async function hashSecret(secret: string): Promise<string> {
 
 /**
  * Looks a presented secret up. Returns the record, or null for unknown, revoked
- * (deleted), expired or corrupt records: the caller answers all of them alike.
+ * (deleted) or expired tokens: the caller answers all of them alike. Throws when the
+ * stored record does not parse, as for a failed read: that is an operator's problem,
+ * never a valid token.
  */
 export async function findToken(
   kv: KVNamespace,

@@ -22,6 +22,8 @@ export interface UpstreamResult {
   /** Village's HTTP status, when it answered. */
   status?: number;
   latencyMs: number;
+  /** How many times the request was sent: 1, or 2 after a retry. */
+  attempts: number;
   /** For logs only: what went wrong, never upstream content. */
   note?: string;
 }
@@ -109,28 +111,63 @@ export function classify(status: number): UpstreamOutcome {
   return "upstream_error";
 }
 
-/** Sends the built request with a deadline; never follows redirects, never throws. */
-export async function sendUpstream(req: UpstreamRequest, timeoutMs: number): Promise<UpstreamResult> {
-  const started = Date.now();
-  const signal = AbortSignal.timeout(timeoutMs);
+/** Statuses after which one retry is allowed: the gateway in front of Village failed, not Village's decision. */
+const RETRY_STATUSES = new Set([502, 503, 504]);
+/** A retry is attempted only if at least this much of the deadline is left after the jitter. */
+const MIN_RETRY_BUDGET_MS = 500;
+/** Random pause before the retry, so that many callers do not retry in step. */
+const jitterMs = () => 50 + Math.floor(Math.random() * 200);
+
+type Attempt = { res: Response } | { error: unknown };
+
+async function attempt(req: UpstreamRequest, signal: AbortSignal): Promise<Attempt> {
   try {
     const res = await fetch(req.url, { ...req.init, signal, redirect: "manual" });
     discard(res);
-    const outcome = classify(res.status);
+    return { res };
+  } catch (error) {
+    return { error };
+  }
+}
+
+/**
+ * Sends the built request within one total deadline; never follows redirects, never throws.
+ * At most one retry, only after a connection error or a 502/503/504, after a jittered pause,
+ * and only when enough of the deadline is left. Any other answer is final.
+ */
+export async function sendUpstream(req: UpstreamRequest, timeoutMs: number): Promise<UpstreamResult> {
+  const started = Date.now();
+  const signal = AbortSignal.timeout(timeoutMs);
+  let result = await attempt(req, signal);
+  let attempts = 1;
+  const retryable = "res" in result ? RETRY_STATUSES.has(result.res.status) : !signal.aborted;
+  if (retryable) {
+    const pause = jitterMs();
+    if (timeoutMs - (Date.now() - started) - pause >= MIN_RETRY_BUDGET_MS) {
+      await new Promise((resolve) => setTimeout(resolve, pause));
+      result = await attempt(req, signal);
+      attempts = 2;
+    }
+  }
+  const latencyMs = Date.now() - started;
+  if ("res" in result) {
+    const { status } = result.res;
     return {
-      outcome,
-      status: res.status,
-      latencyMs: Date.now() - started,
-      note: res.status >= 300 && res.status < 400 ? "redirect not followed" : undefined,
-    };
-  } catch (err) {
-    const timedOut = signal.aborted;
-    return {
-      outcome: timedOut ? "timeout" : "upstream_error",
-      latencyMs: Date.now() - started,
-      note: timedOut
-        ? `no answer within ${timeoutMs} ms`
-        : `fetch failed: ${err instanceof Error ? err.name : "error"}`,
+      outcome: classify(status),
+      status,
+      latencyMs,
+      attempts,
+      note: status >= 300 && status < 400 ? "redirect not followed" : undefined,
     };
   }
+  const timedOut = signal.aborted;
+  const error = result.error;
+  return {
+    outcome: timedOut ? "timeout" : "upstream_error",
+    latencyMs,
+    attempts,
+    note: timedOut
+      ? `no answer within ${timeoutMs} ms`
+      : `fetch failed: ${error instanceof Error ? error.name : "error"}`,
+  };
 }

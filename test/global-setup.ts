@@ -1,8 +1,8 @@
 import type { TestProject } from "vitest/node";
 import { startSandbox } from "../scripts/sandbox.ts";
 
-/** The canary Village key: no response, log line or audit entry may ever contain it. */
-export const CANARY_KEY = `canary-village-key-${crypto.randomUUID()}`;
+/** The canary Village key (set in vitest.config.ts): no response, log line or audit entry may contain it. */
+const CANARY_KEY = process.env.VILLAGE_EDGE_CANARY_KEY ?? `canary-village-key-${crypto.randomUUID()}`;
 
 declare module "vitest" {
   export interface ProvidedContext {

@@ -91,3 +91,19 @@ describe("end to end against the local Village sandbox over real HTTP", () => {
     expect(res.status).toBe(404);
   });
 });
+
+describe("caller request ids", () => {
+  it.each([
+    ["a token", () => mint(["users:write"])],
+    ["a JWT", async () => "eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJ4In0.c2ln"],
+  ])("never echoes %s pasted as X-Request-Id", async (_what, make) => {
+    const calls = spyUpstream();
+    const pasted = await make();
+    const res = await patchUser("ada@example.com", { last_name: "King" }, await mint(["users:write"]), {
+      headers: { "X-Request-Id": pasted },
+    });
+    expect(res.status).toBe(202);
+    expect(res.headers.get("X-Request-Id")).not.toBe(pasted);
+    expect(calls[0].headers["x-request-id"]).toBe(res.headers.get("X-Request-Id"));
+  });
+});

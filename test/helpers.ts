@@ -110,3 +110,74 @@ export function spyUpstream(
   });
   return calls;
 }
+
+/** A fault the sandbox plays instead of answering one PATCH (see `Fault` in scripts/sandbox.ts). */
+export type SandboxFault =
+  | {
+      status: number;
+      body?: string;
+      bodyBytes?: number;
+      contentType?: string;
+      headers?: Record<string, string>;
+      delayMs?: number;
+    }
+  | { action: "hang" }
+  | { action: "reset" }
+  | { action: "redirect"; status?: 301 | 302 | 307 | 308; location: string }
+  | { action: "slow-body"; status?: number; chunks: number; intervalMs: number };
+
+/** A request the sandbox received on its Patch User route (authorization redacted). */
+export interface SandboxReceived {
+  method: string;
+  path: string;
+  email: string;
+  headers: Record<string, string>;
+  body: string;
+  status: number | string;
+}
+
+/**
+ * A fresh network of its own in the local Village sandbox, so a test sees only its own
+ * traffic and faults. Pass `bindings` to `send`/`patchUser`; its key joins the leak check.
+ */
+export async function sandboxNetwork() {
+  const res = await fetch(`${env.VILLAGE_API_BASE}/_sandbox/networks`, { method: "POST", body: "{}" });
+  expect(res.status).toBe(201);
+  const { network_id: id, api_key: apiKey } = (await res.json()) as { network_id: string; api_key: string };
+  secrets.add(apiKey);
+  const control = `${env.VILLAGE_API_BASE}/_sandbox/networks/${encodeURIComponent(id)}`;
+  return {
+    id,
+    apiKey,
+    bindings: { VILLAGE_NETWORK_ID: id, VILLAGE_API_KEY: apiKey } satisfies Partial<Env>,
+    /** Queues faults, each played instead of answering one incoming PATCH. */
+    async fault(...faults: SandboxFault[]): Promise<void> {
+      const r = await fetch(`${control}/faults`, { method: "POST", body: JSON.stringify({ faults }) });
+      expect(r.status).toBe(200);
+    },
+    /** Everything the sandbox received for this network. */
+    async received(): Promise<SandboxReceived[]> {
+      const r = await fetch(`${control}/received`);
+      return ((await r.json()) as { received: SandboxReceived[] }).received;
+    },
+  };
+}
+
+/** Spies on a console method and returns the JSON log lines written through it. */
+export function captureLogs(level: "error" | "warn" | "log" = "error") {
+  const spy = vi.spyOn(console, level).mockImplementation(() => {});
+  return {
+    spy,
+    /** Raw lines, as written. */
+    lines: () => spy.mock.calls.map((args) => args.map(String).join(" ")),
+    /** Parsed structured events. */
+    events: () =>
+      spy.mock.calls.flatMap((args) => {
+        try {
+          return [JSON.parse(String(args[0])) as Record<string, unknown>];
+        } catch {
+          return [];
+        }
+      }),
+  };
+}

@@ -10,9 +10,12 @@ import { MAX_BODY_BYTES } from "../src/body.ts";
 import { problemCatalog, problemTypeUri } from "../src/errors.ts";
 import { app } from "../src/index.ts";
 import { AcceptedSchema, buildOpenApi, ProblemSchema } from "../src/openapi.ts";
+import { AuditDetailSchema, AuditPageSchema } from "../src/openapi-audit.ts";
 import {
   ACCEPTED_EXAMPLES,
+  AUDIT_EXAMPLES,
   CHANGE_EXAMPLES,
+  PREFLIGHT_EXAMPLES,
   PROBLEM_EXAMPLES,
   type ProblemBody,
   ROUTE_EXAMPLES,
@@ -22,6 +25,7 @@ import { mint, patchUser, send, spyUpstream } from "./helpers.ts";
 
 afterEach(() => vi.restoreAllMocks());
 
+// biome-ignore lint/suspicious/noExplicitAny: the test walks a parsed JSON document
 type Json = Record<string, any>;
 
 const served = async (): Promise<Json> => {
@@ -31,12 +35,14 @@ const served = async (): Promise<Json> => {
   return res.json();
 };
 
+const outage = async () => {
+  throw new Error("KV unavailable");
+};
 /** A KV namespace whose reads fail, as during an outage. */
-const failingKv = {
-  get: async () => {
-    throw new Error("KV unavailable");
-  },
-} as unknown as KVNamespace;
+const failingKv = { get: outage, list: outage, getWithMetadata: outage } as unknown as KVNamespace;
+
+/** An Authorization header with a new token of these scopes. */
+const bearer = async (scopes: string[]) => ({ Authorization: `Bearer ${await mint(scopes)}` });
 
 const CHANGE = { first_name: "Ada" };
 
@@ -81,6 +87,18 @@ const REPRODUCE: Record<string, () => Promise<Response>> = {
     patchUser("ada@example.com", CHANGE, await mint(["users:write"]), {
       bindings: { UPSTREAM_TIMEOUT_MS: "100" },
     }),
+  "audit-bad-query": async () => send("/audit?outcome=nope", { headers: await bearer(["audit:read"]) }),
+  "audit-missing-token": () => send("/audit"),
+  "audit-no-scope": async () => send("/audit", { headers: await bearer(["users:write"]) }),
+  "audit-entry-not-found": async () =>
+    send("/audit/0000000000000-0000000000000000", { headers: await bearer(["audit:read"]) }),
+  "audit-store-down": async () =>
+    send("/audit", { headers: await bearer(["audit:read"]), bindings: { AUDIT: failingKv } }),
+  "preflight-origin-refused": () =>
+    send("/users/ada@example.com", {
+      method: "OPTIONS",
+      headers: { Origin: "https://elsewhere.example", "Access-Control-Request-Method": "PATCH" },
+    }),
   "not-found": () => send("/nowhere"),
   "method-not-allowed": () => send("/users/ada@example.com"),
 };
@@ -89,7 +107,7 @@ const REPRODUCE: Record<string, () => Promise<Response>> = {
 const VILLAGE: Record<string, Parameters<typeof spyUpstream>[0]> = {
   "user-not-found": () => new Response(null, { status: 404 }),
   "village-rejected": () => new Response("{}", { status: 422 }),
-  "village-failed": () => new Response("oops", { status: 503 }),
+  "village-failed": () => new Response("oops", { status: 500 }),
   "village-timeout": (_call, signal) =>
     new Promise((_resolve, reject) => signal?.addEventListener("abort", () => reject(signal.reason))),
 };
@@ -174,20 +192,38 @@ describe("the documented examples are what the Worker does", () => {
     },
   );
 
-  it.each([...PROBLEM_EXAMPLES, ...ROUTE_EXAMPLES].map((e) => [e.name, e.value] as const))(
-    "problem example %s is the Worker's answer",
-    async (name, documented: ProblemBody) => {
-      const calls = spyUpstream(VILLAGE[name]);
-      const res = await REPRODUCE[name]();
-      expect(res.status).toBe(documented.status);
-      expect(res.headers.get("Content-Type")).toBe("application/problem+json");
-      const body = ProblemSchema.parse(await res.json());
-      expect(body.instance).toBe(res.headers.get("X-Request-Id"));
-      expect({ ...body, instance: "" }).toEqual({ ...documented, instance: "" });
-      // Only the examples of Village's answers got as far as Village.
-      expect(calls.length).toBe(name in VILLAGE ? 1 : 0);
-    },
-  );
+  it.each(
+    [...PROBLEM_EXAMPLES, ...AUDIT_EXAMPLES, ...PREFLIGHT_EXAMPLES, ...ROUTE_EXAMPLES].map(
+      (e) => [e.name, e.value] as const,
+    ),
+  )("problem example %s is the Worker's answer", async (name, documented: ProblemBody) => {
+    const calls = spyUpstream(VILLAGE[name]);
+    const res = await REPRODUCE[name]();
+    expect(res.status).toBe(documented.status);
+    expect(res.headers.get("Content-Type")).toBe("application/problem+json");
+    const body = ProblemSchema.parse(await res.json());
+    expect(body.instance).toBe(res.headers.get("X-Request-Id"));
+    expect({ ...body, instance: "" }).toEqual({ ...documented, instance: "" });
+    // Only the examples of Village's answers got as far as Village.
+    expect(calls.length).toBe(name in VILLAGE ? 1 : 0);
+  });
+
+  it("the review API's answers fit the documented entry schemas", async () => {
+    const token = await mint(["users:write"]);
+    spyUpstream();
+    expect((await patchUser("ada@example.com", { last_name: "King" }, token)).status).toBe(202);
+    expect((await patchUser("ada@example.com", { nickname: "x" }, token)).status).toBe(400);
+    const headers = await bearer(["audit:read"]);
+    const page = AuditPageSchema.parse(
+      await (await send("/audit?email=ada@example.com", { headers })).json(),
+    );
+    expect(page.entries.length).toBeGreaterThanOrEqual(2);
+    for (const entry of page.entries.slice(0, 5)) {
+      const res = await send(`/audit/${entry.id}`, { headers });
+      expect(res.status).toBe(200);
+      AuditDetailSchema.parse(await res.json());
+    }
+  });
 
   it("the path parameter example names a user the local sandbox has", async () => {
     const doc = await served();

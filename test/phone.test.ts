@@ -9,7 +9,7 @@ import { parsePhoneNumberFromString } from "libphonenumber-js/min";
 import metadata from "libphonenumber-js/min/metadata";
 import examples from "libphonenumber-js/mobile/examples";
 import { describe, expect, it } from "vitest";
-import { INTERNATIONAL_FORMAT, possibleE164 } from "../src/phone.ts";
+import { callingCodeOf, INTERNATIONAL_FORMAT, possibleE164 } from "../src/phone.ts";
 
 /** What the library answers for text in international format: the E.164 form when possible. */
 function oracle(text: string): string | undefined {
@@ -126,6 +126,13 @@ describe("the phone check answers as libphonenumber-js does", () => {
       fc.property(input, (text) => possibleE164(text) === oracle(text)),
       { numRuns: 20_000 },
     );
+  });
+
+  it("reads the calling code as the library does (the audit trail keeps it when masking)", () => {
+    for (const text of writtenForms()) {
+      const parsed = parsePhoneNumberFromString(text);
+      if (parsed) expect(callingCodeOf(text), text).toBe(parsed.countryCallingCode);
+    }
   });
 
   it("normalizes to E.164 and refuses what is not possible", () => {

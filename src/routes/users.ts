@@ -1,6 +1,7 @@
 /** `PATCH /users/:email`: validate, authorize, forward to Village, answer. */
 import { Hono } from "hono";
-import { bearerAuth, canTouchDomain, canWriteAny, canWriteField, insufficientScope } from "../auth.ts";
+import { auditRefusals, recordIntent, recordOutcome } from "../audit-hooks.ts";
+import { assertMayTouch, bearerAuth, canWriteAny, canWriteField, insufficientScope } from "../auth.ts";
 import { jsonBody } from "../body.ts";
 import { ChangeSchema, type Changes } from "../changes.ts";
 import { config } from "../config.ts";
@@ -8,6 +9,7 @@ import type { AppEnv } from "../context.ts";
 import { parseEmailSegment, type TargetEmail } from "../email.ts";
 import { finalize, ProblemError } from "../errors.ts";
 import { logEvent } from "../log.ts";
+import { limitCaller, limitPhoneChange } from "../rate-limit.ts";
 import { FIELDS } from "../tokens.ts";
 import { buildUpstreamRequest, sendUpstream, type UpstreamResult } from "../upstream.ts";
 
@@ -51,16 +53,16 @@ export const users = new Hono<AppEnv>();
 users.patch(
   "/:email",
   config(),
+  auditRefusals(),
   bearerAuth(),
+  limitCaller(),
   async function authorizeTarget(c, next) {
     const principal = c.get("principal");
     if (!canWriteAny(principal)) {
       throw insufficientScope("This token cannot change users.", "users:write");
     }
     const target = parseEmailSegment(rawEmailSegment(c.req.url));
-    if (!canTouchDomain(principal, target.domain)) {
-      throw insufficientScope("This token may not change users in this email domain.", "users:write");
-    }
+    assertMayTouch(principal, target);
     c.set("target", target);
     await next();
   },
@@ -69,6 +71,7 @@ users.patch(
     const principal = c.get("principal");
     const target: TargetEmail = c.get("target");
     const changes: Changes = c.req.valid("json");
+    c.set("changes", changes);
     const fields = FIELDS.filter((f) => changes[f] !== undefined);
     const denied = fields.filter((f) => !canWriteField(principal, f));
     if (denied.length > 0) {
@@ -77,12 +80,13 @@ users.patch(
         denied.map((f) => `users:write:${f}`).join(" "),
       );
     }
+    if (changes.phone_number !== undefined) await limitPhoneChange(c, target.address);
     const cfg = c.get("config");
     const requestId = c.get("requestId");
-    const result = await sendUpstream(
-      buildUpstreamRequest(cfg, target.address, changes, requestId),
-      cfg.upstreamTimeoutMs,
-    );
+    const upstreamRequest = buildUpstreamRequest(cfg, target.address, changes, requestId);
+    const intent = await recordIntent(c, target, changes); // invariant 5: no intent, no forwarding
+    const result = await sendUpstream(upstreamRequest, cfg.upstreamTimeoutMs);
+    recordOutcome(c, intent, result);
     c.set("upstream", { outcome: result.outcome, status: result.status });
     if (result.outcome === "village_auth_failed") {
       logEvent("error", "village_key_rejected", c, {

@@ -1,0 +1,48 @@
+/** Small pieces every Node script here needs: "am I the entry point?" and a pass/fail checklist. */
+import { realpathSync } from "node:fs";
+import { pathToFileURL } from "node:url";
+
+/** True when the module with this `import.meta.url` is the script Node was started with. */
+export function isMain(moduleUrl: string): boolean {
+  try {
+    return !!process.argv[1] && moduleUrl === pathToFileURL(realpathSync(process.argv[1])).href;
+  } catch {
+    return false;
+  }
+}
+
+/** Throws with `message` unless `ok`: the assertion of checklist steps. */
+export function check(ok: unknown, message: string): asserts ok {
+  if (!ok) throw new Error(message);
+}
+
+/**
+ * A checklist for the end-to-end scripts: each step prints `ok` or `FAIL` with the reason, and
+ * `summary()` prints the plain closing line `<label>: N passed, M failed` that CI logs count.
+ */
+export function checklist(label: string) {
+  const counts = { passed: 0, failed: 0 };
+  return {
+    counts,
+    async step(name: string, fn: () => Promise<void>): Promise<void> {
+      try {
+        await fn();
+        counts.passed++;
+        console.log(`  ok   ${name}`);
+      } catch (err) {
+        counts.failed++;
+        const cause = err instanceof Error && err.cause ? ` (${String(err.cause)})` : "";
+        console.log(`  FAIL ${name}\n       ${err instanceof Error ? err.message : String(err)}${cause}`);
+      }
+    },
+    /** Records a failure found outside a step. */
+    fail(reason: string): void {
+      counts.failed++;
+      console.log(`  FAIL ${reason}`);
+    },
+    summary(): number {
+      console.log(`${label}: ${counts.passed} passed, ${counts.failed} failed`);
+      return counts.failed === 0 ? 0 : 1;
+    },
+  };
+}

@@ -1,0 +1,99 @@
+/**
+ * The token CLI's command line: its flags, and the checks that turn them into a `NewToken` or a
+ * token id before any store is opened. Value rules come from src/tokens.ts (`buildRecord`).
+ */
+import type { parseArgs } from "node:util";
+import { buildRecord, type NewToken, SCOPES } from "../../src/tokens.ts";
+
+/** Bad command line or input: exit 2. */
+export class UsageError extends Error {}
+
+/** Every flag the CLI knows; `parseArgs` refuses any other. */
+export const OPTIONS = {
+  name: { type: "string" },
+  scope: { type: "string", multiple: true },
+  domain: { type: "string", multiple: true },
+  origin: { type: "string", multiple: true },
+  expires: { type: "string" },
+  local: { type: "boolean" },
+  remote: { type: "boolean" },
+  "persist-to": { type: "string" },
+  json: { type: "boolean" },
+  all: { type: "boolean" },
+  help: { type: "boolean", short: "h" },
+} as const;
+
+export type Flags = ReturnType<
+  typeof parseArgs<{ options: typeof OPTIONS; allowPositionals: true }>
+>["values"];
+
+const ID = /^tok_[0-9a-f]{16}$/;
+// Control characters would let a token name rewrite an operator's terminal.
+// biome-ignore lint/suspicious/noControlCharactersInRegex: matching them is the point
+const CONTROL = /[\u0000-\u001f\u007f-\u009f]/;
+/** The string with control characters shown as `?`. */
+export const clean = (s: string): string => s.replace(new RegExp(CONTROL, "g"), "?");
+
+/** `30d`, `12h`, or an ISO date/time; in the future. */
+export function parseExpires(raw: string, now = Date.now()): Date {
+  const rel = /^(\d{1,5})([dh])$/.exec(raw);
+  let at: number;
+  if (rel) {
+    at = now + Number(rel[1]) * (rel[2] === "d" ? 86_400_000 : 3_600_000);
+  } else if (/^\d{4}-\d{2}-\d{2}([T ][0-9:.]+(Z|[+-]\d{2}:?\d{2})?)?$/.test(raw)) {
+    at = Date.parse(raw);
+  } else {
+    throw new UsageError(
+      `--expires "${clean(raw)}" is neither an ISO date (2027-01-31) nor a duration (30d, 12h)`,
+    );
+  }
+  if (!Number.isFinite(at)) throw new UsageError(`--expires "${clean(raw)}" is not a valid date`);
+  if (at <= now) throw new UsageError(`--expires "${clean(raw)}" is in the past`);
+  return new Date(at);
+}
+
+/** Checks one --domain/--origin value with the same rules the token record uses (src/tokens.ts). */
+function checkValue(flag: "domain" | "origin", value: string): void {
+  try {
+    buildRecord({ name: "check", scopes: ["audit:read"], [`${flag}s`]: [value] });
+  } catch {
+    const expected =
+      flag === "domain"
+        ? "a host name like example.com, or *.example.com for its subdomains only"
+        : "scheme://host[:port] with http or https and no path, like https://app.example.com";
+    throw new UsageError(`--${flag} "${clean(value)}" is not valid: expected ${expected}`);
+  }
+}
+
+/** Checks `create`'s flags and returns its input. */
+export function checkCreate(flags: Flags): NewToken {
+  const name = flags.name?.trim();
+  if (!name) throw new UsageError("create needs --name");
+  if (name.length > 100) throw new UsageError("--name must be at most 100 characters");
+  if (CONTROL.test(name)) throw new UsageError("--name must not contain control characters");
+  const scopes = flags.scope ?? [];
+  if (scopes.length === 0) throw new UsageError(`create needs at least one --scope (${SCOPES.join(", ")})`);
+  for (const s of scopes) {
+    if (!(SCOPES as readonly string[]).includes(s)) {
+      throw new UsageError(`unknown scope "${clean(s)}"; known scopes: ${SCOPES.join(", ")}`);
+    }
+  }
+  for (const d of flags.domain ?? []) checkValue("domain", d);
+  for (const o of flags.origin ?? []) checkValue("origin", o);
+  const expiresAt = flags.expires === undefined ? undefined : parseExpires(flags.expires);
+  const input = { name, scopes, domains: flags.domain, origins: flags.origin, expiresAt };
+  try {
+    buildRecord(input); // the last word on the whole record, before anything is written
+  } catch (err) {
+    throw new UsageError(err instanceof Error ? err.message : String(err));
+  }
+  return input;
+}
+
+/** Checks the ID argument of `show` and `revoke`. */
+export function checkId(command: string, positionals: string[]): string {
+  const id = positionals[1];
+  if (id === undefined || positionals.length > 2) throw new UsageError(`usage: ${command} ID (tok_...)`);
+  if (!ID.test(id)) throw new UsageError(`"${clean(id)}" is not a token id (tok_ and 16 hex digits)`);
+  return id;
+}

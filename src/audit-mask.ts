@@ -1,0 +1,82 @@
+/**
+ * What the audit trail keeps of caller-supplied strings: field values per `AUDIT_VALUES`,
+ * and every other caller or operator string scrubbed of anything shaped like a secret.
+ */
+import type { Changes } from "./changes.ts";
+import type { AuditValues } from "./config.ts";
+import { callingCodeOf } from "./phone.ts";
+import { FIELDS, type Field } from "./tokens.ts";
+
+/** Anything shaped like one of our tokens (even truncated) or a JWT. */
+const SECRET_SHAPES = [/vge_[0-9a-f]{8,}/gi, /eyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}\.?[A-Za-z0-9_-]*/g];
+const REDACTED = "[redacted]";
+
+/** Replaces token- and JWT-shaped substrings and every given secret (e.g. the Village key). */
+export function scrub(text: string, secrets: readonly string[] = []): string {
+  let out = text;
+  for (const secret of secrets) if (secret.length >= 8) out = out.split(secret).join(REDACTED);
+  for (const shape of SECRET_SHAPES) out = out.replace(shape, REDACTED);
+  return out;
+}
+
+/**
+ * Masks a name so that its first and last character and its length remain: `Lovelace` becomes
+ * `L******e`, `Ada` becomes `A**`, names of one or two characters become all stars.
+ */
+export function maskName(value: string): string {
+  const chars = [...value];
+  const n = chars.length;
+  if (n <= 2) return "*".repeat(n);
+  if (n === 3) return `${chars[0]}**`;
+  return `${chars[0]}${"*".repeat(n - 2)}${chars[n - 1]}`;
+}
+
+/**
+ * Masks an E.164 number so that its country calling code and last two digits remain:
+ * `+442071234567` becomes `+44********67`.
+ */
+export function maskPhone(value: string): string {
+  const digits = value.replace(/\D/g, "");
+  const cc = callingCodeOf(value) ?? "";
+  const national = cc && digits.startsWith(cc) ? digits.slice(cc.length) : digits;
+  if (national.length <= 4) return `+${cc}${"*".repeat(national.length)}`;
+  return `+${cc}${"*".repeat(national.length - 2)}${national.slice(-2)}`;
+}
+
+/** The values an audit entry keeps for a validated change, or undefined in `none` mode. */
+export function auditValues(
+  changes: Changes,
+  mode: AuditValues,
+  secrets: readonly string[],
+): Partial<Record<Field, string>> | undefined {
+  if (mode === "none") return undefined;
+  const out: Partial<Record<Field, string>> = {};
+  for (const field of FIELDS) {
+    const value = changes[field];
+    if (value === undefined) continue;
+    if (mode === "full") out[field] = scrub(value, secrets);
+    else out[field] = field === "phone_number" ? maskPhone(value) : maskName(value);
+  }
+  return out;
+}
+
+const encoder = new TextEncoder();
+const jsonBytes = (s: string): number => encoder.encode(JSON.stringify(s)).length - 2;
+
+/**
+ * Cuts a string so that its JSON encoding (without quotes) takes at most `maxBytes` UTF-8
+ * bytes, ending cut strings with `...`. Key metadata is limited in bytes, not characters.
+ */
+export function clip(text: string, maxBytes: number): string {
+  if (jsonBytes(text) <= maxBytes) return text;
+  let out = "";
+  let used = 0;
+  const budget = maxBytes - 3; // room for the "..."
+  for (const ch of text) {
+    const size = jsonBytes(ch);
+    if (used + size > budget) break;
+    out += ch;
+    used += size;
+  }
+  return `${out}...`;
+}

@@ -1,0 +1,25 @@
+/**
+ * Runs in every test file (vitest `setupFiles`). The secret canary's last check: after the
+ * file's tests, every key, metadata and value in the AUDIT namespace is scanned for the canary
+ * Village key and for anything shaped like one of our tokens.
+ */
+import { env } from "cloudflare:test";
+import { afterAll, expect } from "vitest";
+
+const TOKEN = /vge_[0-9a-f]{72}/;
+
+afterAll(async () => {
+  let cursor: string | undefined;
+  let scanned = 0;
+  do {
+    const page = await env.AUDIT.list({ cursor });
+    const values = await Promise.all(page.keys.map((k) => env.AUDIT.get(k.name, "text")));
+    page.keys.forEach((key, i) => {
+      const stored = `${key.name}\n${JSON.stringify(key.metadata ?? null)}\n${values[i] ?? ""}`;
+      expect(stored.includes(env.VILLAGE_API_KEY), `the Village key is in audit key ${key.name}`).toBe(false);
+      expect(TOKEN.test(stored), `a token is in audit key ${key.name}`).toBe(false);
+    });
+    scanned += page.keys.length;
+    cursor = page.list_complete ? undefined : page.cursor;
+  } while (cursor && scanned < 20_000);
+});

@@ -74,10 +74,45 @@ interface Fixture {
 
 let fixture: Promise<Fixture> | undefined;
 
-/** The bench's environment: the real bindings and vars, with in-memory KV and one real token. */
+type ConsoleMethod = "log" | "info" | "warn" | "error" | "debug";
+const CONSOLE_METHODS: ConsoleMethod[] = ["log", "info", "warn", "error", "debug"];
+const realConsole = Object.fromEntries(CONSOLE_METHODS.map((m) => [m, console[m]])) as Record<
+  ConsoleMethod,
+  (...args: unknown[]) => void
+>;
+let lines = 0;
+
+/**
+ * By default console output is counted and dropped inside the bench isolate: locally, workerd
+ * hands every line to the test harness's log capture on other threads, which is not what a
+ * deployed Worker pays. The app still builds each line (JSON.stringify in src/log.ts). The
+ * `log-line` case shows what one emitted line costs here; `--console` keeps the real console.
+ */
+function useConsole(real: boolean): void {
+  for (const m of CONSOLE_METHODS) {
+    console[m] = real
+      ? realConsole[m]
+      : () => {
+          lines++;
+        };
+  }
+}
+
+/** A rate limiter that always allows: the bench sends thousands of changes to one user. */
+const allowAll = { limit: async () => ({ success: true }) };
+
+/**
+ * The bench's environment: the real bindings and vars of wrangler.toml, with in-memory KV,
+ * always-allowing rate limiters (any binding with a `limit` method) and one real token.
+ */
 async function setUp(env: Env): Promise<Fixture> {
   upstreamBase = env.VILLAGE_API_BASE;
   const benchEnv: Env = { ...env, TOKENS: memoryKv(), AUDIT: memoryKv() };
+  for (const [name, binding] of Object.entries(env)) {
+    if (typeof (binding as { limit?: unknown })?.limit === "function") {
+      Object.assign(benchEnv, { [name]: allowAll });
+    }
+  }
   const { secret } = await createToken(benchEnv.TOKENS, { name: "bench", scopes: ["users:write"] });
   return { env: benchEnv, secret };
 }
@@ -159,6 +194,10 @@ const CASES: Record<string, Case> = {
     patchRequest(f.secret);
     await new Response(UPSTREAM_BODY).arrayBuffer();
   },
+  "log-line": () =>
+    realConsole.log(
+      '{"level":"info","event":"request","request_id":"0b6c4c2e-8e0e-4f43-9d5c-5f0c6c1b7d3a","method":"PATCH","route":"/users/:email","status":202,"outcome":"accepted","token_id":"tok_0123456789abcdef","upstream_status":201,"latency_ms":3}',
+    ),
   hash: (f) => hashSecret(f.secret),
   "kv-get": async (f) => check((await f.env.TOKENS.get("token:missing", "json")) === null, "kv"),
   "token-shape": (f) => check(isWellFormedToken(f.secret), "shape"),
@@ -190,12 +229,18 @@ export default {
     }
     fixture ??= setUp(env);
     const f = await fixture;
+    // A fresh audit namespace per batch: the trail grows by a few keys per change.
+    f.env.AUDIT = memoryKv();
+    useConsole(url.searchParams.get("console") === "real");
+    lines = 0;
     try {
       const started = performance.now();
       for (let i = 0; i < n; i++) await run(f);
-      return Response.json({ case: name, n, ms: performance.now() - started });
+      return Response.json({ case: name, n, ms: performance.now() - started, lines });
     } catch (err) {
       return Response.json({ error: err instanceof Error ? err.message : String(err) }, { status: 500 });
+    } finally {
+      useConsole(true);
     }
   },
 } satisfies ExportedHandler<Env>;

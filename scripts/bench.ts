@@ -12,7 +12,13 @@
  * net of the harness (`request`: building the Request and reading the response, which the
  * runtime does in production). Exits 1 when the ratio is over GOAL.
  *
- * Options: `--rounds N` (default 7), `--detail` (also time single parts, for profiling).
+ * The app runs as deployed, with in-memory KV, always-allowing rate limiters and a stubbed
+ * Village (bench/worker.ts says why each). Console lines are built but dropped inside the
+ * isolate unless `--console`: locally each one costs what the harness's log capture costs
+ * (`--detail` shows it as `log-line`), which says nothing about a deployed Worker.
+ *
+ * Options: `--rounds N` (default 7), `--detail` (also time single parts, for profiling),
+ * `--console` (emit console lines for real).
  */
 import { execFileSync } from "node:child_process";
 import { readdirSync, readFileSync, renameSync, rmSync } from "node:fs";
@@ -41,6 +47,7 @@ const DETAIL = [
   "bad-checksum",
   "unknown-token",
   "invalid-body",
+  "log-line",
   "hash",
   "kv-get",
   "token-shape",
@@ -55,7 +62,11 @@ const DETAIL = [
 const root = resolve(import.meta.dirname, "..");
 const outdir = resolve(root, ".bench/build");
 const { values: args } = parseArgs({
-  options: { rounds: { type: "string", default: "7" }, detail: { type: "boolean", default: false } },
+  options: {
+    rounds: { type: "string", default: "7" },
+    detail: { type: "boolean", default: false },
+    console: { type: "boolean", default: false },
+  },
 });
 const rounds = Number(args.rounds);
 if (!Number.isInteger(rounds) || rounds < 1 || rounds > 50) throw new Error("--rounds must be 1..50");
@@ -136,7 +147,8 @@ let pids: number[] = [];
 /** Runs one batch; returns µs per iteration by the isolate's clock and by workerd's CPU time. */
 async function runBatch(name: string, n: number): Promise<{ wall: number; cpu: number }> {
   const before = cpuNs(pids);
-  const res = await server.fetch(`/run?case=${name}&n=${n}`, { method: "POST" });
+  const mode = args.console ? "&console=real" : "";
+  const res = await server.fetch(`/run?case=${name}&n=${n}${mode}`, { method: "POST" });
   const body = (await res.json()) as { ms?: number; error?: string };
   const cpu = (cpuNs(pids) - before) / 1000 / n;
   server.clearLogs();

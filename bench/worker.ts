@@ -5,6 +5,10 @@
  * with the elapsed time. Every iteration is checked (status, upstream calls), so a case that
  * silently takes an error path fails the run instead of looking fast.
  *
+ * A request with `X-Bench-Target: full` or `bare` goes, as it came, to the app or to the bare
+ * pass-through (the driver sends many over HTTP to workerd and reads its CPU time), with the
+ * real `fetch` to a local upstream and the real console.
+ *
  * - `full`: the deployed Worker's default export, exactly as deployed, for one valid
  *   `PATCH /users/:email` changing all three fields: every middleware, token check, validation,
  *   whatever KV writes the app does (in-memory KV), forwarding to a stubbed Village that
@@ -47,7 +51,7 @@ async function stubFetch(input: RequestInfo | URL, init?: RequestInit): Promise<
   upstreamCalls++;
   return new Response(UPSTREAM_BODY, { status: 201, headers: { "Content-Type": "application/json" } });
 }
-globalThis.fetch = stubFetch as typeof fetch;
+const realFetch = globalThis.fetch;
 
 /** A bare pass-through: route, inject the key, forward the body as is, return Village's answer. */
 const bare = new Hono<{ Bindings: Env }>();
@@ -113,6 +117,9 @@ async function setUp(env: Env): Promise<Fixture> {
       Object.assign(benchEnv, { [name]: allowAll });
     }
   }
+  // Under plain workerd (the HTTP half) the driver names the rate limiters wrangler.toml binds.
+  const named = (env as unknown as { BENCH_RATE_LIMITERS?: string }).BENCH_RATE_LIMITERS ?? "";
+  for (const name of named.split(",").filter(Boolean)) Object.assign(benchEnv, { [name]: allowAll });
   const { secret } = await createToken(benchEnv.TOKENS, { name: "bench", scopes: ["users:write"] });
   return { env: benchEnv, secret };
 }
@@ -216,8 +223,20 @@ const CASES: Record<string, Case> = {
 };
 
 export default {
-  async fetch(req: Request, env: Env): Promise<Response> {
+  async fetch(req: Request, env: Env, ctx: ExecutionContext): Promise<Response> {
     const url = new URL(req.url);
+    const target = req.headers.get("X-Bench-Target");
+    if (target !== null) {
+      globalThis.fetch = realFetch;
+      fixture ??= setUp(env);
+      const f = await fixture;
+      return target === "full" ? worker.fetch(req, f.env, ctx) : bare.fetch(req, f.env, ctx);
+    }
+    if (url.pathname === "/secret") {
+      fixture ??= setUp(env);
+      return new Response((await fixture).secret);
+    }
+    globalThis.fetch = stubFetch as typeof fetch;
     const name = url.searchParams.get("case") ?? "";
     const n = Number(url.searchParams.get("n") ?? "0");
     const run = CASES[name];

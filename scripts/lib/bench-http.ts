@@ -1,0 +1,125 @@
+/**
+ * The HTTP half of `npm run bench`: the bench Worker served by workerd itself (`workerd serve`,
+ * no miniflare proxies in front), a local upstream that answers like Village, and real HTTP
+ * requests from this process. workerd's CPU time per request then includes what the runtime
+ * does for every request (HTTP parsing, the Request object, the response, the subrequest), as
+ * a deployed Worker's CPU time does, on top of the handler's own work. Loopback only.
+ */
+import { type ChildProcess, spawn } from "node:child_process";
+import { readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { Agent, createServer, request } from "node:http";
+import { createRequire } from "node:module";
+import type { AddressInfo } from "node:net";
+import { join, relative } from "node:path";
+
+/** Nanoseconds of CPU all threads of a process have run (Linux schedstat). */
+export function processCpuNs(pid: number): number {
+  let total = 0;
+  for (const tid of readdirSync(`/proc/${pid}/task`)) {
+    try {
+      total += Number(readFileSync(`/proc/${pid}/task/${tid}/schedstat`, "utf8").split(" ")[0]);
+    } catch {
+      // the thread ended meanwhile
+    }
+  }
+  return total;
+}
+
+/** A stand-in for Village on loopback: reads the body, answers 201 with a small JSON body. */
+export async function startUpstream(): Promise<{ url: string; close(): void }> {
+  const server = createServer((req, res) => {
+    req.resume();
+    req.on("end", () => {
+      res.writeHead(201, { "content-type": "application/json" });
+      res.end('{"status":"queued"}');
+    });
+  });
+  server.keepAliveTimeout = 60_000;
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const { port } = server.address() as AddressInfo;
+  return { url: `http://127.0.0.1:${port}`, close: () => server.close() };
+}
+
+const text = (value: string) => JSON.stringify(value);
+
+/** Starts workerd on loopback with the bundle and text bindings; resolves once it listens. */
+export async function startWorkerd(options: {
+  dir: string;
+  bundle: string;
+  compatibilityDate: string;
+  compatibilityFlags: string[];
+  vars: Record<string, string>;
+}): Promise<{ url: string; pid: number; close(): void }> {
+  const workerd = (
+    createRequire(createRequire(import.meta.url).resolve("wrangler/package.json"))("workerd") as {
+      default: string;
+    }
+  ).default;
+  const port = await freePort();
+  const bindings = Object.entries(options.vars)
+    .map(([name, value]) => `(name = ${text(name)}, text = ${text(value)})`)
+    .join(", ");
+  const config = `using Workerd = import "/workerd/workerd.capnp";
+const config :Workerd.Config = (
+  services = [
+    (name = "main", worker = .bench),
+    (name = "loopback", network = (allow = ["local", "private", "public"])),
+  ],
+  sockets = [(name = "http", address = "127.0.0.1:${port}", http = (), service = "main")],
+);
+const bench :Workerd.Worker = (
+  modules = [(name = "index.js", esModule = embed ${text(relative(options.dir, options.bundle))})],
+  compatibilityDate = ${text(options.compatibilityDate)},
+  compatibilityFlags = [${options.compatibilityFlags.map(text).join(", ")}],
+  bindings = [${bindings}],
+  globalOutbound = "loopback",
+);
+`;
+  const file = join(options.dir, "bench.capnp");
+  writeFileSync(file, config);
+  const child: ChildProcess = spawn(workerd, ["serve", file], { stdio: ["ignore", "ignore", "pipe"] });
+  let stderr = "";
+  child.stderr?.on("data", (chunk) => {
+    stderr += String(chunk);
+  });
+  const url = `http://127.0.0.1:${port}`;
+  for (let i = 0; ; i++) {
+    if (child.exitCode !== null) throw new Error(`workerd exited: ${stderr}`);
+    try {
+      await fetch(`${url}/secret`);
+      break;
+    } catch {
+      if (i > 200) throw new Error(`workerd did not start: ${stderr}`);
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+  }
+  return { url, pid: child.pid ?? 0, close: () => child.kill("SIGTERM") };
+}
+
+async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const { port } = server.address() as AddressInfo;
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
+const agent = new Agent({ keepAlive: true, maxSockets: 1 });
+
+/** Sends one request over a kept-alive connection; resolves with the status once the body is read. */
+export function send(
+  url: string,
+  init: { method: string; headers: Record<string, string>; body: string },
+): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const req = request(url, { method: init.method, headers: init.headers, agent }, (res) => {
+      res.resume();
+      res.on("end", () => resolve(res.statusCode ?? 0));
+    });
+    req.on("error", reject);
+    req.end(init.body);
+  });
+}
+
+/** Closes the kept-alive connections. */
+export const closeConnections = () => agent.destroy();

@@ -49,6 +49,8 @@ export async function startWorkerd(options: {
   compatibilityDate: string;
   compatibilityFlags: string[];
   vars: Record<string, string>;
+  /** V8 flags, e.g. `--perf-basic-prof` to let `perf` name JIT-compiled functions. */
+  v8Flags?: string[];
 }): Promise<{ url: string; pid: number; close(): void }> {
   const workerd = (
     createRequire(createRequire(import.meta.url).resolve("wrangler/package.json"))("workerd") as {
@@ -66,6 +68,7 @@ const config :Workerd.Config = (
     (name = "loopback", network = (allow = ["local", "private", "public"])),
   ],
   sockets = [(name = "http", address = "127.0.0.1:${port}", http = (), service = "main")],
+  v8Flags = [${(options.v8Flags ?? []).map(text).join(", ")}],
 );
 const bench :Workerd.Worker = (
   modules = [(name = "index.js", esModule = embed ${text(relative(options.dir, options.bundle))})],

@@ -14,6 +14,8 @@
  * result still fits the plan; where countries share a calling code, the country is the first
  * one whose leading digits or number-type patterns fit; the number is possible when its
  * national length is one of that country's possible lengths.
+ *
+ * libphonenumber-js is MIT-licensed; its notice is in THIRD-PARTY-NOTICES.md.
  */
 import { PHONE_METADATA } from "./phone-metadata.ts";
 

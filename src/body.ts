@@ -1,5 +1,6 @@
 import type { MiddlewareHandler } from "hono";
 import type * as z from "zod/mini";
+import { readAtMost } from "./bounded-read.ts";
 import { MAX_BODY_BYTES, toFieldErrors } from "./changes.ts";
 import type { AppEnv } from "./context.ts";
 import { ProblemError } from "./errors.ts";
@@ -29,27 +30,9 @@ async function readBounded(req: Request, max: number): Promise<Uint8Array> {
     if (bytes.byteLength > max) throw tooLarge(max);
     return bytes;
   }
-  const reader = req.body.getReader();
-  const chunks: Uint8Array[] = [];
-  let size = 0;
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    size += value.byteLength;
-    if (size > max) {
-      await reader.cancel();
-      throw tooLarge(max);
-    }
-    chunks.push(value);
-  }
-  if (chunks.length === 1) return chunks[0];
-  const out = new Uint8Array(size);
-  let offset = 0;
-  for (const chunk of chunks) {
-    out.set(chunk, offset);
-    offset += chunk.byteLength;
-  }
-  return out;
+  const bytes = await readAtMost(req.body, max);
+  if (bytes === undefined) throw tooLarge(max);
+  return bytes;
 }
 
 /** What a validated JSON body looks like to Hono: `c.req.valid("json")` is the schema's output. */

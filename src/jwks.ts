@@ -4,6 +4,7 @@
  * so a flood of made-up key ids cannot hammer the provider. Only public RSA and P-256 keys
  * meant for signatures are kept.
  */
+import { readAtMost } from "./bounded-read.ts";
 
 /** The algorithms end-user JWTs may use; nothing else is ever accepted. */
 export type JwtAlg = "RS256" | "ES256";
@@ -72,25 +73,8 @@ function publicKey(jwk: unknown): PublicJwk | null {
 
 async function readBounded(res: Response): Promise<string> {
   if (!res.body) return "";
-  const reader = res.body.getReader();
-  const chunks: Uint8Array[] = [];
-  let size = 0;
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    size += value.byteLength;
-    if (size > MAX_JWKS_BYTES) {
-      await reader.cancel();
-      throw new JwksUnavailable("JWKS larger than 64 KiB");
-    }
-    chunks.push(value);
-  }
-  const bytes = new Uint8Array(size);
-  let at = 0;
-  for (const chunk of chunks) {
-    bytes.set(chunk, at);
-    at += chunk.byteLength;
-  }
+  const bytes = await readAtMost(res.body, MAX_JWKS_BYTES);
+  if (bytes === undefined) throw new JwksUnavailable("JWKS larger than 64 KiB");
   return new TextDecoder().decode(bytes);
 }
 

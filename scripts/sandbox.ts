@@ -9,14 +9,9 @@ import type { IncomingMessage, ServerResponse } from "node:http";
 import { createServer } from "node:http";
 import type { AddressInfo, Socket } from "node:net";
 import { isMain } from "./lib/cli.ts";
+import type { Fault, ReceivedRequest, SandboxUser } from "./sandbox-types.ts";
 
-/** A Village user as the sandbox stores it. */
-export interface SandboxUser {
-  email: string;
-  first_name: string;
-  last_name: string;
-  phone_number: string;
-}
+export type { Fault, ReceivedRequest, SandboxUser };
 
 /** A running sandbox. `close()` destroys every open socket (hung ones included). */
 export interface Sandbox {
@@ -25,32 +20,6 @@ export interface Sandbox {
   close(): Promise<void>;
   defaultNetwork: { id: string; apiKey: string };
 }
-
-/** One request that reached the Patch User route, as recorded per network. `authorization` is redacted. */
-export interface ReceivedRequest {
-  at: string;
-  method: string;
-  path: string;
-  email: string;
-  headers: Record<string, string>;
-  body: string;
-  status: number | string;
-}
-
-/** A fault, consumed one per incoming PATCH (in order) instead of normal handling. */
-export type Fault =
-  | {
-      status: number;
-      body?: string;
-      bodyBytes?: number;
-      contentType?: string;
-      headers?: Record<string, string>;
-      delayMs?: number;
-    }
-  | { action: "hang" }
-  | { action: "reset" }
-  | { action: "redirect"; status?: 301 | 302 | 307 | 308; location: string }
-  | { action: "slow-body"; status?: number; chunks: number; intervalMs: number };
 
 /** Three demo users seeded into every new network unless users are given. */
 export const DEMO_USERS: SandboxUser[] = [

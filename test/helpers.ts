@@ -1,5 +1,6 @@
 import { createExecutionContext, env, waitOnExecutionContext } from "cloudflare:test";
 import { expect, vi } from "vitest";
+import type { Fault, ReceivedRequest } from "../scripts/sandbox-types.ts";
 import worker from "../src/index.ts";
 import { createToken, type NewToken } from "../src/tokens.ts";
 
@@ -111,30 +112,11 @@ export function spyUpstream(
   return calls;
 }
 
-/** A fault the sandbox plays instead of answering one PATCH (see `Fault` in scripts/sandbox.ts). */
-export type SandboxFault =
-  | {
-      status: number;
-      body?: string;
-      bodyBytes?: number;
-      contentType?: string;
-      headers?: Record<string, string>;
-      delayMs?: number;
-    }
-  | { action: "hang" }
-  | { action: "reset" }
-  | { action: "redirect"; status?: 301 | 302 | 307 | 308; location: string }
-  | { action: "slow-body"; status?: number; chunks: number; intervalMs: number };
+/** A fault the sandbox plays instead of answering one PATCH. */
+export type SandboxFault = Fault;
 
 /** A request the sandbox received on its Patch User route (authorization redacted). */
-export interface SandboxReceived {
-  method: string;
-  path: string;
-  email: string;
-  headers: Record<string, string>;
-  body: string;
-  status: number | string;
-}
+export type SandboxReceived = ReceivedRequest;
 
 /**
  * A fresh network of its own in the local Village sandbox, so a test sees only its own

@@ -14,7 +14,6 @@ const PROBLEMS = {
   "not-found": [404, "Not found"],
   "user-not-found": [404, "No such Village user"],
   "method-not-allowed": [405, "Method not allowed"],
-  "not-acceptable": [406, "Not acceptable"],
   "payload-too-large": [413, "Payload too large"],
   "unsupported-media-type": [415, "Unsupported media type"],
   "village-rejected": [422, "Village rejected the change"],

@@ -8,7 +8,7 @@ import { randomBytes } from "node:crypto";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { createServer } from "node:http";
 import type { AddressInfo, Socket } from "node:net";
-import { isMain } from "./lib/cli.ts";
+import { argValue as arg, closeServer, isMain } from "./lib/cli.ts";
 import type { Fault, ReceivedRequest, SandboxUser } from "./sandbox-types.ts";
 
 export type { Fault, ReceivedRequest, SandboxUser };
@@ -383,19 +383,11 @@ export async function startSandbox(
     url: `http://127.0.0.1:${port}`,
     port,
     defaultNetwork,
-    close: () =>
-      new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        server.closeAllConnections();
-      }),
+    close: () => closeServer(server),
   };
 }
 
 if (isMain(import.meta.url)) {
-  const arg = (name: string): string | undefined => {
-    const i = process.argv.indexOf(`--${name}`);
-    return i >= 0 ? process.argv[i + 1] : undefined;
-  };
   const port = Number(arg("port") ?? 8788);
   if (!Number.isInteger(port) || port < 0 || port > 65535) {
     console.error("usage: node scripts/sandbox.ts [--port 8788]");

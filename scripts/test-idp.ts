@@ -6,7 +6,7 @@
  */
 import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
-import { isMain } from "./lib/cli.ts";
+import { argValue as arg, closeServer, isMain } from "./lib/cli.ts";
 
 export interface TestIdp {
   /** Base URL, also the issuer (`iss`) of every JWT it signs. */
@@ -96,19 +96,11 @@ export async function startTestIdp(opts: { port?: number; audience?: string } = 
       const sig = await crypto.subtle.sign(PARAMS[alg].sign, key.privateKey, input);
       return `${header}.${payload}.${b64url(new Uint8Array(sig))}`;
     },
-    close: () =>
-      new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        server.closeAllConnections();
-      }),
+    close: () => closeServer(server),
   };
 }
 
 if (isMain(import.meta.url)) {
-  const arg = (name: string): string | undefined => {
-    const i = process.argv.indexOf(`--${name}`);
-    return i >= 0 ? process.argv[i + 1] : undefined;
-  };
   const idp = await startTestIdp({ port: Number(arg("port") ?? 8789) });
   const email = arg("email") ?? "ada@example.com";
   console.log(`[test-idp] JWKS: ${idp.jwksUrl}`);

@@ -1,5 +1,6 @@
 /** Small pieces every Node script here needs: "am I the entry point?" and a pass/fail checklist. */
 import { realpathSync } from "node:fs";
+import type { Server } from "node:http";
 import { pathToFileURL } from "node:url";
 
 /** True when the module with this `import.meta.url` is the script Node was started with. */
@@ -45,4 +46,18 @@ export function checklist(label: string) {
       return counts.failed === 0 ? 0 : 1;
     },
   };
+}
+
+/** The value after `--name` on the command line, if given. */
+export function argValue(name: string): string | undefined {
+  const i = process.argv.indexOf(`--${name}`);
+  return i >= 0 ? process.argv[i + 1] : undefined;
+}
+
+/** Stops a local server and ends its open connections (hung ones included), so callers never wait. */
+export function closeServer(server: Server): Promise<void> {
+  return new Promise<void>((resolve) => {
+    server.close(() => resolve());
+    server.closeAllConnections();
+  });
 }

@@ -38,9 +38,6 @@ export interface FieldError {
 /** URI of a problem type: a URN, documented in docs/problems.md. */
 export const problemTypeUri = (type: ProblemType): string => `urn:village-edge:problem:${type}`;
 
-/** Status of a problem type. */
-export const problemStatus = (type: ProblemType): ContentfulStatusCode => PROBLEMS[type][0];
-
 /**
  * The one error type of this service. Thrown anywhere, turned into an RFC 9457
  * `application/problem+json` response by {@link onError}. `detail` goes on the

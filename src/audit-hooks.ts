@@ -15,7 +15,7 @@ import {
 } from "./audit.ts";
 import { auditValues, clip, scrub } from "./audit-mask.ts";
 import type { Principal } from "./auth.ts";
-import type { Changes } from "./changes.ts";
+import { type Changes, changedFields } from "./changes.ts";
 import type { AppEnv } from "./context.ts";
 import { parseEmailSegment, type TargetEmail } from "./email.ts";
 import { ProblemError } from "./errors.ts";
@@ -27,8 +27,6 @@ import type { UpstreamResult } from "./upstream.ts";
 const HEADER_MAX = { Origin: 256, "CF-Connecting-IP": 64, "User-Agent": 256 } as const;
 
 type Ctx = Context<AppEnv>;
-
-const fieldsOf = (changes: Changes) => FIELDS.filter((f) => changes[f] !== undefined);
 
 /**
  * Who acted: a token's public id and name, or for a signed-in user `user:<sub>` (percent-encoded,
@@ -75,7 +73,7 @@ export async function recordIntent(c: Ctx, target: TargetEmail, changes: Changes
   const entry: AuditEntry = {
     ...baseEntry(c),
     email: target.address,
-    fields: fieldsOf(changes),
+    fields: changedFields(changes),
     values: auditValues(changes, cfg.auditValues, [cfg.villageApiKey]),
   };
   try {
@@ -175,7 +173,7 @@ export const auditRefusals = (): MiddlewareHandler<AppEnv> =>
     const entry: AuditEntry = {
       ...baseEntry(c),
       email: refusalTarget(c)?.address,
-      fields: changes ? fieldsOf(changes) : await attemptedFields(c, err),
+      fields: changes ? changedFields(changes) : await attemptedFields(c, err),
       values: changes ? auditValues(changes, cfg.auditValues, [cfg.villageApiKey]) : undefined,
       outcome,
       reason: err.type,

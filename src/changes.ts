@@ -88,3 +88,6 @@ export function toFieldErrors(issues: readonly z.core.$ZodIssue[]): FieldError[]
   }
   return out;
 }
+
+/** The fields a validated change sets, in the canonical order. */
+export const changedFields = (changes: Changes) => FIELDS.filter((f) => changes[f] !== undefined);

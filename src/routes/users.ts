@@ -3,14 +3,13 @@ import { Hono } from "hono";
 import { auditRefusals, recordIntent, recordOutcome } from "../audit-hooks.ts";
 import { assertMayTouch, bearerAuth, canWriteAny, canWriteField, insufficientScope } from "../auth.ts";
 import { jsonBody } from "../body.ts";
-import { ChangeSchema, type Changes } from "../changes.ts";
+import { ChangeSchema, type Changes, changedFields } from "../changes.ts";
 import { config } from "../config.ts";
 import type { AppEnv } from "../context.ts";
 import { parseEmailSegment, type TargetEmail } from "../email.ts";
 import { finalize, ProblemError } from "../errors.ts";
 import { logEvent } from "../log.ts";
 import { limitCaller, limitPhoneChange } from "../rate-limit.ts";
-import { FIELDS } from "../tokens.ts";
 import { buildUpstreamRequest, sendUpstream, type UpstreamResult } from "../upstream.ts";
 
 const PREFIX = "/users/";
@@ -72,7 +71,7 @@ users.patch(
     const target: TargetEmail = c.get("target");
     const changes: Changes = c.req.valid("json");
     c.set("changes", changes);
-    const fields = FIELDS.filter((f) => changes[f] !== undefined);
+    const fields = changedFields(changes);
     const denied = fields.filter((f) => !canWriteField(principal, f));
     if (denied.length > 0) {
       throw insufficientScope(

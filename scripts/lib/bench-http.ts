@@ -51,6 +51,8 @@ export async function startWorkerd(options: {
   vars: Record<string, string>;
   /** V8 flags, e.g. `--perf-basic-prof` to let `perf` name JIT-compiled functions. */
   v8Flags?: string[];
+  /** `host:port` for workerd's V8 inspector (CPU profiles over the DevTools protocol). */
+  inspectorAddr?: string;
 }): Promise<{ url: string; pid: number; close(): void }> {
   const workerd = (
     createRequire(createRequire(import.meta.url).resolve("wrangler/package.json"))("workerd") as {
@@ -80,7 +82,11 @@ const bench :Workerd.Worker = (
 `;
   const file = join(options.dir, "bench.capnp");
   writeFileSync(file, config);
-  const child: ChildProcess = spawn(workerd, ["serve", file], { stdio: ["ignore", "ignore", "pipe"] });
+  const child: ChildProcess = spawn(
+    workerd,
+    ["serve", file, ...(options.inspectorAddr ? [`--inspector-addr=${options.inspectorAddr}`] : [])],
+    { stdio: ["ignore", "ignore", "pipe"] },
+  );
   let stderr = "";
   child.stderr?.on("data", (chunk) => {
     stderr += String(chunk);

@@ -74,7 +74,7 @@ bare.patch("/users/:email", async (c) => {
   return new Response(upstream.body, { status: upstream.status, headers: upstream.headers });
 });
 
-/** The response headers every answer of the app carries (src/errors.ts, src/cors.ts). */
+/** The response headers every answer of the app carries (src/respond.ts). */
 const FLOOR_HEADERS = (requestId: string) => ({
   "Content-Type": "application/json",
   "Cache-Control": "no-store",
@@ -308,6 +308,8 @@ export default {
       globalThis.fetch = realFetch;
       fixture ??= setUp(env);
       const f = await fixture;
+      // `X-Bench-Console: drop` (npm run bench:profile): an attached inspector gets every line too.
+      useConsole(req.headers.get("X-Bench-Console") !== "drop");
       const app = TARGETS[target as keyof typeof TARGETS];
       if (!app)
         return new Response(`X-Bench-Target: one of ${Object.keys(TARGETS).join(", ")}`, { status: 400 });

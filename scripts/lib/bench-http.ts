@@ -105,7 +105,7 @@ const bench :Workerd.Worker = (
   return { url, pid: child.pid ?? 0, close: () => child.kill("SIGTERM") };
 }
 
-async function freePort(): Promise<number> {
+export async function freePort(): Promise<number> {
   const server = createServer();
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
   const { port } = server.address() as AddressInfo;

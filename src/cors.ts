@@ -6,7 +6,8 @@
 import type { Context, Handler, MiddlewareHandler } from "hono";
 import { parseAllowedOrigins } from "./config.ts";
 import type { AppEnv } from "./context.ts";
-import { finalize, ProblemError } from "./errors.ts";
+import { ProblemError } from "./errors.ts";
+import { respond } from "./respond.ts";
 
 export const ALLOW_METHODS = "PATCH";
 export const ALLOW_HEADERS = "Authorization, Content-Type, X-Request-Id";
@@ -25,19 +26,25 @@ function allowedOrigin(c: Context<AppEnv>): string | null {
 }
 
 /**
- * Adds `Vary: Origin` to every response and, for an allowed origin only, `Access-Control-Allow-Origin`
- * (that origin) and `Access-Control-Expose-Headers`. Runs around error responses too, so a
- * page can read problem+json bodies. No credentials mode: callers send a bearer token, not cookies.
+ * Puts `Vary: Origin` on every response and, for an allowed origin only, `Access-Control-Allow-Origin`
+ * (that origin) and `Access-Control-Expose-Headers`: error responses too, so a page can read
+ * problem+json bodies (every response is built by src/respond.ts, which adds them). No
+ * credentials mode: callers send a bearer token, not cookies.
  */
 export const cors = (): MiddlewareHandler<AppEnv> =>
   async function cors(c, next) {
     const origin = allowedOrigin(c);
+    c.set(
+      "responseHeaders",
+      origin === null
+        ? { Vary: "Origin" }
+        : {
+            Vary: "Origin",
+            "Access-Control-Allow-Origin": origin,
+            "Access-Control-Expose-Headers": EXPOSE_HEADERS,
+          },
+    );
     await next();
-    c.res.headers.append("Vary", "Origin");
-    if (origin !== null) {
-      c.res.headers.set("Access-Control-Allow-Origin", origin);
-      c.res.headers.set("Access-Control-Expose-Headers", EXPOSE_HEADERS);
-    }
   };
 
 /**
@@ -49,20 +56,16 @@ export const preflight = (): Handler<AppEnv> =>
   function preflight(c) {
     const isPreflight =
       c.req.header("Origin") !== undefined && c.req.header("Access-Control-Request-Method") !== undefined;
-    if (!isPreflight) return finalize(c, new Response(null, { status: 204, headers: { Allow: ALLOW } }));
+    if (!isPreflight) return respond(c, null, 204, { Allow: ALLOW });
     if (allowedOrigin(c) === null) {
       throw new ProblemError("forbidden", "This origin may not call this service from a browser.", {
         headers: { Vary: "Access-Control-Request-Method, Access-Control-Request-Headers" },
       });
     }
-    const res = new Response(null, {
-      status: 204,
-      headers: {
-        "Access-Control-Allow-Methods": ALLOW_METHODS,
-        "Access-Control-Allow-Headers": ALLOW_HEADERS,
-        "Access-Control-Max-Age": String(MAX_AGE_S),
-        Vary: "Access-Control-Request-Method, Access-Control-Request-Headers",
-      },
+    return respond(c, null, 204, {
+      "Access-Control-Allow-Methods": ALLOW_METHODS,
+      "Access-Control-Allow-Headers": ALLOW_HEADERS,
+      "Access-Control-Max-Age": String(MAX_AGE_S),
+      Vary: "Access-Control-Request-Method, Access-Control-Request-Headers",
     });
-    return finalize(c, res);
   };

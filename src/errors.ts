@@ -1,7 +1,9 @@
 import type { Context, ErrorHandler, NotFoundHandler } from "hono";
 import { HTTPException } from "hono/http-exception";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
+import type { AppEnv } from "./context.ts";
 import { logEvent } from "./log.ts";
+import { respond } from "./respond.ts";
 
 /** Every problem this service can answer with, its HTTP status and its title. */
 const PROBLEMS = {
@@ -79,7 +81,7 @@ export class ProblemError extends Error {
 }
 
 /** Builds the problem+json response for an error. */
-export function problemResponse(c: Context, err: ProblemError): Response {
+export function problemResponse(c: Context<AppEnv>, err: ProblemError): Response {
   c.set("problem", err.type);
   const body: Record<string, unknown> = {
     type: problemTypeUri(err.type),
@@ -89,20 +91,10 @@ export function problemResponse(c: Context, err: ProblemError): Response {
     instance: c.get("requestId"),
   };
   if (err.errors) body.errors = err.errors;
-  const res = new Response(JSON.stringify(body), {
-    status: err.status,
-    headers: { "Content-Type": "application/problem+json", ...err.headers },
+  return respond(c, JSON.stringify(body), err.status, {
+    "Content-Type": "application/problem+json",
+    ...err.headers,
   });
-  return finalize(c, res);
-}
-
-/** Headers every response carries: no caching, the request id, no sniffing. */
-export function finalize(c: Context, res: Response): Response {
-  res.headers.set("Cache-Control", "no-store");
-  res.headers.set("X-Content-Type-Options", "nosniff");
-  const requestId = c.get("requestId");
-  if (requestId) res.headers.set("X-Request-Id", requestId);
-  return res;
 }
 
 const FROM_HTTP_STATUS: Partial<Record<number, ProblemType>> = {

@@ -140,6 +140,52 @@ describe("actual requests", () => {
   });
 });
 
+describe("every answer on /users/* from an allowed origin", () => {
+  it("carries that origin, the exposed headers, Vary: Origin and the headers of every response", async () => {
+    const calls = spyUpstream();
+    const token = await mint(["users:write:first_name"], { origins: [APP] });
+    const auth = { Authorization: `Bearer ${token}`, Origin: APP };
+    const json = { ...auth, "Content-Type": "application/json" };
+    const answers: [number, Promise<Response>][] = [
+      [
+        202,
+        patchUser("ada@example.com", { first_name: "Ada" }, token, { headers: { Origin: APP }, bindings }),
+      ],
+      [400, send("/users/ada@example.com", { method: "PATCH", headers: json, body: "{", bindings })],
+      [401, send("/users/ada@example.com", { method: "PATCH", headers: { Origin: APP }, bindings })],
+      [
+        403,
+        send("/users/ada@example.com", {
+          method: "PATCH",
+          headers: json,
+          body: '{"last_name":"L"}',
+          bindings,
+        }),
+      ],
+      [404, send("/users/ada@example.com/more", { method: "PATCH", headers: json, body: "{}", bindings })],
+      [405, send("/users/ada@example.com", { method: "GET", headers: auth, bindings })],
+      [
+        413,
+        send("/users/ada@example.com", { method: "PATCH", headers: json, body: "x".repeat(9000), bindings }),
+      ],
+      [415, send("/users/ada@example.com", { method: "PATCH", headers: auth, body: "a=b", bindings })],
+    ];
+    for (const [status, pending] of answers) {
+      const res = await pending;
+      expect(res.status, `status ${status}`).toBe(status);
+      expect(corsHeaders(res), `status ${status}`).toEqual({
+        "access-control-allow-origin": APP,
+        "access-control-expose-headers": "X-Request-Id, Retry-After, WWW-Authenticate",
+      });
+      expect(varyOf(res), `status ${status}`).toEqual(["Origin"]);
+      expect(res.headers.get("Cache-Control")).toBe("no-store");
+      expect(res.headers.get("X-Content-Type-Options")).toBe("nosniff");
+      expect(res.headers.get("X-Request-Id")).toMatch(/^[0-9a-f-]{36}$/);
+    }
+    expect(calls).toHaveLength(1);
+  });
+});
+
 describe("ALLOWED_ORIGINS is checked", () => {
   for (const bad of [
     "*",

@@ -11,8 +11,9 @@ import { type AuditQuery, queryAudit } from "../audit-query.ts";
 import { bearerAuth, requireScope } from "../auth.ts";
 import type { AppEnv } from "../context.ts";
 import { normalizeEmail } from "../email.ts";
-import { type FieldError, finalize, ProblemError } from "../errors.ts";
+import { type FieldError, ProblemError } from "../errors.ts";
 import { WELL_FORMED as REQUEST_ID } from "../request-id.ts";
+import { respond, respondJson } from "../respond.ts";
 
 /** Entries per JSON page unless `limit` says otherwise (at most 1000, KV's page size). */
 const DEFAULT_LIMIT = 50;
@@ -149,14 +150,14 @@ audit.get(
     } catch (err) {
       throw unavailable(err);
     }
-    const res = ndjson
-      ? new Response(page.entries.map((e) => `${JSON.stringify(e)}\n`).join(""), {
-          headers: { "Content-Type": NDJSON },
+    const headers: Record<string, string> = { Vary: "Accept" };
+    if (page.cursor !== null) headers["X-Next-Cursor"] = page.cursor;
+    return ndjson
+      ? respond(c, page.entries.map((e) => `${JSON.stringify(e)}\n`).join(""), 200, {
+          ...headers,
+          "Content-Type": NDJSON,
         })
-      : c.json(page);
-    if (page.cursor !== null) res.headers.set("X-Next-Cursor", page.cursor);
-    res.headers.set("Vary", "Accept");
-    return finalize(c, res);
+      : respondJson(c, page, 200, headers);
   },
 );
 
@@ -173,5 +174,5 @@ audit.get("/:id", bearerAuth(), requireScope("audit:read"), async function showA
       "No audit entry has this id. To find entries by request id, use GET /audit?request_id=...",
     );
   }
-  return finalize(c, c.json(entry));
+  return respondJson(c, entry);
 });

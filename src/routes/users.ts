@@ -7,9 +7,10 @@ import { ChangeSchema, type Changes, changedFields } from "../changes.ts";
 import { config } from "../config.ts";
 import type { AppEnv } from "../context.ts";
 import { parseEmailSegment, type TargetEmail } from "../email.ts";
-import { finalize, ProblemError } from "../errors.ts";
+import { ProblemError } from "../errors.ts";
 import { logEvent } from "../log.ts";
 import { limitCaller, limitPhoneChange } from "../rate-limit.ts";
+import { respondJson } from "../respond.ts";
 import { buildUpstreamRequest, sendUpstream, type UpstreamResult } from "../upstream.ts";
 
 const PREFIX = "/users/";
@@ -100,7 +101,6 @@ users.patch(
       });
     }
     if (result.outcome !== "accepted") throw upstreamProblem(result);
-    const res = c.json({ status: "accepted", request_id: requestId, email: target.address, changes }, 202);
-    return finalize(c, res);
+    return respondJson(c, { status: "accepted", request_id: requestId, email: target.address, changes }, 202);
   },
 );

@@ -170,9 +170,38 @@ export function parseUserAuth(env: Env): UserAuthConfig | null {
   return { jwksUrl: url.href, issuer, audience, selfServiceFields: fields };
 }
 
-/** Parses the configuration once per request and puts it on the context. */
+/** Every binding {@link parseConfig} reads (a test holds it to that). */
+export const CONFIG_BINDINGS = [
+  "VILLAGE_API_BASE",
+  "VILLAGE_NETWORK_ID",
+  "VILLAGE_API_KEY",
+  "UPSTREAM_TIMEOUT_MS",
+  "AUTH_JWKS_URL",
+  "AUTH_ISSUER",
+  "AUTH_AUDIENCE",
+  "SELF_SERVICE_FIELDS",
+  "AUDIT_VALUES",
+  "AUDIT_RETENTION_DAYS",
+] as const satisfies readonly (keyof Env)[];
+
+let last: { raw: unknown[]; config: Readonly<Config> } | undefined;
+
+/**
+ * The configuration for these bindings: parsed again only when one of them differs from the
+ * last parse (they are the same for every request of a deployment), so a request pays a few
+ * comparisons instead of two URL parses. A configuration that does not parse is never kept.
+ */
+export function configOf(env: Env): Readonly<Config> {
+  const raw = CONFIG_BINDINGS.map((name) => env[name]);
+  if (last?.raw.every((value, i) => value === raw[i])) return last.config;
+  const config = Object.freeze(parseConfig(env));
+  last = { raw, config };
+  return config;
+}
+
+/** Puts the configuration on the context. */
 export const config = (): MiddlewareHandler<AppEnv> =>
   async function config(c, next) {
-    c.set("config", parseConfig(c.env));
+    c.set("config", configOf(c.env));
     await next();
   };

@@ -8,7 +8,7 @@ import type { UpstreamOutcome } from "./upstream.ts";
 /** Variables set on the Hono context by middleware; typed once here, never cast. */
 export interface AppVariables {
   requestId: string;
-  config: Config;
+  config: Readonly<Config>;
   principal: Principal;
   /** The validated target of a user change. */
   target: TargetEmail;

@@ -43,7 +43,7 @@ export interface UpstreamRequest {
  * configured origin and exactly the path shape `<base path>/networks/<id>/users/<email>`.
  */
 export function buildUpstreamRequest(
-  config: Config,
+  config: Readonly<Config>,
   email: string,
   changes: Changes,
   requestId: string,

@@ -1,6 +1,6 @@
 import { env } from "cloudflare:test";
 import { afterEach, beforeAll, describe, expect, it, vi } from "vitest";
-import { parseConfig } from "../src/config.ts";
+import { CONFIG_BINDINGS, configOf, parseConfig } from "../src/config.ts";
 import { ProblemError } from "../src/errors.ts";
 import { captureLogs, expectProblem, mint, patchUser, spyUpstream } from "./helpers.ts";
 
@@ -165,5 +165,53 @@ describe("parseConfig", () => {
       expect(problem.detail).toBe("The service is misconfigured.");
       expect(problem.logDetail).toMatch(/^configuration: VILLAGE_API_KEY /);
     }
+  });
+});
+
+describe("configOf", () => {
+  const base = {
+    ...env,
+    VILLAGE_API_BASE: "https://app.villagelabs.net",
+    VILLAGE_NETWORK_ID: "net-1",
+    VILLAGE_API_KEY: "k",
+  } as Env;
+
+  it("parseConfig reads only CONFIG_BINDINGS, so a change to any binding it reads is seen", () => {
+    const read = new Set<string | symbol>();
+    const watched = new Proxy(base, {
+      get(target, name, receiver) {
+        read.add(name);
+        return Reflect.get(target, name, receiver);
+      },
+    });
+    parseConfig(watched);
+    expect(
+      [...read].filter((name) => !(CONFIG_BINDINGS as readonly (string | symbol)[]).includes(name)),
+    ).toEqual([]);
+  });
+
+  it("reuses the last parse while the bindings are the same, and parses again when one changes", () => {
+    const first = configOf(base);
+    expect(configOf({ ...base })).toBe(first);
+    expect(Object.isFrozen(first)).toBe(true);
+    for (const name of CONFIG_BINDINGS) {
+      const changed = {
+        ...base,
+        [name]: name === "UPSTREAM_TIMEOUT_MS" ? "2000" : `${base[name] ?? ""}x`,
+      } as Env;
+      let next: unknown;
+      try {
+        next = configOf(changed);
+      } catch (err) {
+        next = err;
+      }
+      expect(next, name).not.toBe(first);
+      expect(configOf(base)).toEqual(first);
+    }
+  });
+
+  it("never keeps a configuration that does not parse", () => {
+    expect(() => configOf({ ...base, VILLAGE_API_KEY: "" } as Env)).toThrow(ProblemError);
+    expect(() => configOf({ ...base, VILLAGE_API_KEY: "" } as Env)).toThrow(ProblemError);
   });
 });

@@ -61,6 +61,8 @@ export function auditValues(
 }
 
 const encoder = new TextEncoder();
+/** Printable ASCII that JSON writes as is: one byte per character. */
+const JSON_PLAIN = /^[\x20\x21\x23-\x5b\x5d-\x7e]*$/;
 const jsonBytes = (s: string): number => encoder.encode(JSON.stringify(s)).length - 2;
 
 /**
@@ -68,6 +70,7 @@ const jsonBytes = (s: string): number => encoder.encode(JSON.stringify(s)).lengt
  * bytes, ending cut strings with `...`. Key metadata is limited in bytes, not characters.
  */
 export function clip(text: string, maxBytes: number): string {
+  if (text.length <= maxBytes && JSON_PLAIN.test(text)) return text; // one byte per character
   if (jsonBytes(text) <= maxBytes) return text;
   let out = "";
   let used = 0;

@@ -4,7 +4,7 @@
  */
 import { clip } from "./audit-mask.ts";
 import type { AuditValues } from "./config.ts";
-import type { Field } from "./tokens.ts";
+import { type Field, toHex } from "./tokens.ts";
 
 /** Outcomes of a change Village was asked to make. */
 export type UpstreamAuditOutcome =
@@ -50,10 +50,7 @@ export const invertedTime = (ms: number): string => String(MAX_TS - ms).padStart
 
 /** A new audit id for an entry written at `now`; never taken from the caller. */
 export function newAuditId(now = Date.now()): string {
-  const random = Array.from(crypto.getRandomValues(new Uint8Array(8)), (b) =>
-    b.toString(16).padStart(2, "0"),
-  ).join("");
-  return `${invertedTime(now)}-${random}`;
+  return `${invertedTime(now)}-${toHex(crypto.getRandomValues(new Uint8Array(8)))}`;
 }
 
 /** Epoch ms at which the entry with this id was written. */

@@ -1,4 +1,5 @@
 import { createExecutionContext, env, waitOnExecutionContext } from "cloudflare:test";
+import fc from "fast-check";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import {
   AUDIT_ID,
@@ -67,6 +68,26 @@ describe("key and metadata sizes", () => {
     expect(cut).toBe(`${"𝔘".repeat(4)}...`);
     expect(bytes(cut) - 2).toBeLessThanOrEqual(20);
     expect(bytes(clip("\u0001".repeat(50), 20)) - 2).toBeLessThanOrEqual(20);
+  });
+
+  it("keeps a string whose JSON fits and cuts one that does not, for any mix of characters", () => {
+    const char = fc.oneof(
+      fc.constantFrom('"', "\\", "\u0000", "\u001f", "\u007f", "é", "𝔘", "\u2028", "~"),
+      fc.string({ minLength: 1, maxLength: 1 }),
+    );
+    fc.assert(
+      fc.property(fc.array(char, { maxLength: 40 }), fc.integer({ min: 3, max: 60 }), (chars, max) => {
+        const text = chars.join("");
+        const out = clip(text, max);
+        if (bytes(text) - 2 <= max) expect(out).toBe(text);
+        else {
+          expect(out.endsWith("...")).toBe(true);
+          expect(text.startsWith(out.slice(0, -3))).toBe(true);
+          expect(bytes(out) - 2).toBeLessThanOrEqual(max);
+        }
+      }),
+      { numRuns: 2000 },
+    );
   });
 });
 

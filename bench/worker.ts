@@ -89,8 +89,8 @@ const encoder = new TextEncoder();
  * The floor: what any implementation of this design must make the runtime do for one change,
  * with none of our checks. Hash the presented token (tokens are stored by SHA-256), read the
  * body and write it again as JSON (it is validated and rebuilt, never streamed through), write
- * the intent under its three keys and wait for them (audit before forwarding), bound the call
- * with `AbortSignal.timeout`, drop Village's body, write the outcome after the response
+ * the intent under its three keys and wait for them (audit before forwarding), send the five
+ * headers the design names, bound the call with `AbortSignal.timeout`, drop Village's body, write the outcome after the response
  * (`waitUntil`), log one line, answer 202 with a JSON body and the headers every answer
  * carries. The metadata and values are the size of the app's.
  */
@@ -127,6 +127,8 @@ floor.patch("/users/:email", async (c) => {
         Authorization: `Bearer ${c.env.VILLAGE_API_KEY}`,
         "Content-Type": "application/json",
         Accept: "application/json",
+        "X-Request-Id": id,
+        "User-Agent": "village-edge/0.1",
       },
       body,
       redirect: "manual",

@@ -90,9 +90,9 @@ const encoder = new TextEncoder();
  * with none of our checks. Hash the presented token (tokens are stored by SHA-256), read the
  * body and write it again as JSON (it is validated and rebuilt, never streamed through), write
  * the intent under its three keys and wait for them (audit before forwarding), send the five
- * headers the design names, bound the call with `AbortSignal.timeout`, drop Village's body, write the outcome after the response
- * (`waitUntil`), log one line, answer 202 with a JSON body and the headers every answer
- * carries. The metadata and values are the size of the app's.
+ * headers the design names, bound the call with `AbortSignal.timeout`, drop Village's body,
+ * write the outcome after the response (`waitUntil`), log one line, answer 202 with a JSON
+ * body and the headers every answer carries. The metadata and values are the size of the app's.
  */
 const floor = new Hono<{ Bindings: Env }>();
 floor.patch("/users/:email", async (c) => {

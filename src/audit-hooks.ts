@@ -3,7 +3,7 @@
  * written and awaited before forwarding, the outcome is written after it under its own key,
  * and a refusal of a request that presented a valid token gets one entry.
  */
-import type { Context, MiddlewareHandler } from "hono";
+import type { Context } from "hono";
 import {
   type AuditEntry,
   type AuditOutcomeRecord,
@@ -155,21 +155,19 @@ async function attemptedFields(c: Ctx, err: ProblemError) {
 }
 
 /**
- * Mount right before authentication on `PATCH /users/:email`. After the rest of the chain ran,
- * a refusal (a {@link ProblemError} with a 4xx status, before any intent was written) gets
- * one entry, written after the response, but only once authentication established a principal:
- * requests without a valid token are logged, never written to KV.
+ * Call with whatever `PATCH /users/:email` threw. A refusal (a {@link ProblemError} with a 4xx
+ * status, before any intent was written) gets one entry, written after the response, but only
+ * once authentication established a principal: requests without a valid token are logged,
+ * never written to KV.
  */
-export const auditRefusals = (): MiddlewareHandler<AppEnv> =>
-  async function auditRefusals(c, next) {
-    await next();
-    const err = c.error;
-    const principal: Principal | undefined = c.get("principal");
-    if (!principal || !(err instanceof ProblemError) || c.get("auditId") !== undefined) return;
-    const outcome = refusalOutcome(err);
-    if (!outcome) return;
-    const cfg = c.get("config");
-    const changes = c.get("changes");
+export function recordRefusal(c: Ctx, err: unknown): void {
+  const principal: Principal | undefined = c.get("principal");
+  if (!principal || !(err instanceof ProblemError) || c.get("auditId") !== undefined) return;
+  const outcome = refusalOutcome(err);
+  if (!outcome) return;
+  const cfg = c.get("config");
+  const changes = c.get("changes");
+  const write = async () => {
     const entry: AuditEntry = {
       ...baseEntry(c),
       email: refusalTarget(c)?.address,
@@ -178,15 +176,19 @@ export const auditRefusals = (): MiddlewareHandler<AppEnv> =>
       outcome,
       reason: err.type,
     };
-    c.executionCtx.waitUntil(
-      withRetry(() => writeEntry(c.env.AUDIT, entry, cfg.auditRetentionDays)).catch((error) =>
-        logEvent("error", "audit_refusal_lost", c, {
-          audit_id: entry.id,
-          outcome,
-          reason: err.type,
-          token_id: entry.token_id,
-          error: String(error),
-        }),
-      ),
+    await withRetry(() => writeEntry(c.env.AUDIT, entry, cfg.auditRetentionDays)).catch((error) =>
+      logEvent("error", "audit_refusal_lost", c, {
+        audit_id: entry.id,
+        outcome,
+        reason: err.type,
+        token_id: entry.token_id,
+        error: String(error),
+      }),
     );
   };
+  c.executionCtx.waitUntil(
+    write().catch((error) =>
+      logEvent("error", "audit_refusal_lost", c, { outcome, reason: err.type, error: String(error) }),
+    ),
+  );
+}

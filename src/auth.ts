@@ -130,38 +130,43 @@ async function userPrincipal(jwt: string, env: Env, c: Context): Promise<UserPri
 /**
  * Bearer authentication (RFC 6750) for our opaque tokens (`vge_…`) and, when `AUTH_*` are
  * configured, end-user JWTs. Tokens are taken from the `Authorization` header only; a token
- * in the query string is refused. Sets `principal`.
+ * in the query string is refused. Sets `principal`, or throws a 400/401/403/503 problem.
  */
+export async function authenticate(c: Context<AppEnv>): Promise<void> {
+  if (c.req.query("access_token") !== undefined) {
+    throw invalidRequest("Tokens are accepted only in the Authorization header.");
+  }
+  const header = c.req.header("Authorization");
+  if (header === undefined || header === "") throw missingToken();
+  if (header.length > MAX_HEADER) throw invalidToken();
+  const match = BEARER.exec(header);
+  if (!match) {
+    throw invalidRequest("The Authorization header must be a single `Bearer <token>` credential.");
+  }
+  const secret = match[1];
+  if (secret.startsWith(TOKEN_PREFIX)) {
+    const record = await findRecord(secret, c.env.TOKENS, c);
+    c.set("principal", {
+      kind: "token",
+      tokenId: record.id,
+      tokenName: record.name,
+      scopes: record.scopes,
+      domains: record.domains,
+      origins: record.origins,
+    });
+    // After `principal` is set: a valid token used from the wrong origin is a recorded refusal.
+    checkOrigin(record.origins, c.req.header("Origin"));
+  } else if (JWT_SHAPE.test(secret)) {
+    c.set("principal", await userPrincipal(secret, c.env, c));
+  } else {
+    throw invalidToken();
+  }
+}
+
+/** {@link authenticate} as a middleware. */
 export const bearerAuth = (): MiddlewareHandler<AppEnv> =>
   async function bearerAuth(c, next) {
-    if (c.req.query("access_token") !== undefined) {
-      throw invalidRequest("Tokens are accepted only in the Authorization header.");
-    }
-    const header = c.req.header("Authorization");
-    if (header === undefined || header === "") throw missingToken();
-    if (header.length > MAX_HEADER) throw invalidToken();
-    const match = BEARER.exec(header);
-    if (!match) {
-      throw invalidRequest("The Authorization header must be a single `Bearer <token>` credential.");
-    }
-    const secret = match[1];
-    if (secret.startsWith(TOKEN_PREFIX)) {
-      const record = await findRecord(secret, c.env.TOKENS, c);
-      c.set("principal", {
-        kind: "token",
-        tokenId: record.id,
-        tokenName: record.name,
-        scopes: record.scopes,
-        domains: record.domains,
-        origins: record.origins,
-      });
-      // After `principal` is set: a valid token used from the wrong origin is a recorded refusal.
-      checkOrigin(record.origins, c.req.header("Origin"));
-    } else if (JWT_SHAPE.test(secret)) {
-      c.set("principal", await userPrincipal(secret, c.env, c));
-    } else {
-      throw invalidToken();
-    }
+    await authenticate(c);
     await next();
   };
 

@@ -1,4 +1,4 @@
-import type { MiddlewareHandler } from "hono";
+import type { Context } from "hono";
 import type * as z from "zod/mini";
 import { readAtMost } from "./bounded-read.ts";
 import { MAX_BODY_BYTES, toFieldErrors } from "./changes.ts";
@@ -35,46 +35,42 @@ async function readBounded(req: Request, max: number): Promise<Uint8Array> {
   return bytes;
 }
 
-/** What a validated JSON body looks like to Hono: `c.req.valid("json")` is the schema's output. */
-type JsonInput<S extends z.ZodMiniType> = { in: { json: z.input<S> }; out: { json: z.output<S> } };
-
 /**
  * Requires an `application/json` body (415 otherwise), reads at most `maxBytes` of it whether
  * or not a length was declared (413), parses it once (400 `malformed-json`) and validates it
- * with `schema` (400 `validation-failed` with `errors[]`, and `detail` as given). The route
- * reads the schema's output with `c.req.valid("json")`; `c.req.json()` still reads the body.
+ * with `schema` (400 `validation-failed` with `errors[]`, and `detail` as given). Returns the
+ * schema's output; `c.req.json()` still reads the body afterwards.
  */
-export const jsonBody = <S extends z.ZodMiniType>(
+export async function readJsonBody<S extends z.ZodMiniType>(
+  c: Context<AppEnv>,
   schema: S,
   { detail = "The body is not valid.", maxBytes = MAX_BODY_BYTES } = {},
-): MiddlewareHandler<AppEnv, string, JsonInput<S>> =>
-  async function jsonBody(c, next) {
-    const type = c.req.header("Content-Type") ?? "";
-    if (!JSON_MEDIA.test(type)) {
-      throw new ProblemError("unsupported-media-type", "The body must be application/json.", {
-        headers: { "Accept-Patch": "application/json" },
-      });
-    }
-    const bytes = await readBounded(c.req.raw, maxBytes);
-    let text: string;
-    try {
-      text = utf8.decode(bytes);
-    } catch {
-      throw new ProblemError("malformed-json", "The body is not valid UTF-8.");
-    }
-    // The body is consumed: later readers (c.req.json(), c.req.text()) get the checked text.
-    // Hono keeps promises in its body cache, though its type names the resolved values.
-    (c.req.bodyCache as { text?: Promise<string> }).text = Promise.resolve(text);
-    let value: unknown;
-    try {
-      value = JSON.parse(text);
-    } catch {
-      throw new ProblemError("malformed-json", "The body is not valid JSON.");
-    }
-    const result = schema.safeParse(value);
-    if (!result.success) {
-      throw new ProblemError("validation-failed", detail, { errors: toFieldErrors(result.error.issues) });
-    }
-    c.req.addValidatedData("json", result.data as object);
-    await next();
-  };
+): Promise<z.output<S>> {
+  const type = c.req.header("Content-Type") ?? "";
+  if (!JSON_MEDIA.test(type)) {
+    throw new ProblemError("unsupported-media-type", "The body must be application/json.", {
+      headers: { "Accept-Patch": "application/json" },
+    });
+  }
+  const bytes = await readBounded(c.req.raw, maxBytes);
+  let text: string;
+  try {
+    text = utf8.decode(bytes);
+  } catch {
+    throw new ProblemError("malformed-json", "The body is not valid UTF-8.");
+  }
+  // The body is consumed: later readers (c.req.json(), c.req.text()) get the checked text.
+  // Hono keeps promises in its body cache, though its type names the resolved values.
+  (c.req.bodyCache as { text?: Promise<string> }).text = Promise.resolve(text);
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    throw new ProblemError("malformed-json", "The body is not valid JSON.");
+  }
+  const result = schema.safeParse(value);
+  if (!result.success) {
+    throw new ProblemError("validation-failed", detail, { errors: toFieldErrors(result.error.issues) });
+  }
+  return result.data;
+}

@@ -1,5 +1,3 @@
-import type { MiddlewareHandler } from "hono";
-import type { AppEnv } from "./context.ts";
 import { ProblemError } from "./errors.ts";
 import { FIELDS, type Field } from "./tokens.ts";
 
@@ -198,10 +196,3 @@ export function configOf(env: Env): Readonly<Config> {
   last = { raw, config };
   return config;
 }
-
-/** Puts the configuration on the context. */
-export const config = (): MiddlewareHandler<AppEnv> =>
-  async function config(c, next) {
-    c.set("config", configOf(c.env));
-    await next();
-  };

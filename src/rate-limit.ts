@@ -3,7 +3,7 @@
  * change, and a tighter one per target email for phone changes. Limits are per Cloudflare
  * location and eventually consistent; their numbers live in wrangler.toml.
  */
-import type { MiddlewareHandler } from "hono";
+import type { Context } from "hono";
 import { actorOf } from "./auth.ts";
 import type { AppEnv } from "./context.ts";
 import { ProblemError } from "./errors.ts";
@@ -11,6 +11,8 @@ import { logEvent } from "./log.ts";
 
 /** Both limiters count over a 60 s period (wrangler.toml); a refused caller may retry after it. */
 const PERIOD_S = 60;
+
+type Ctx = Context<AppEnv>;
 
 /**
  * A refusal that is logged but not audited: a flood must not cost one KV write per request.
@@ -22,7 +24,7 @@ const limited = (detail: string) =>
     skipAudit: true,
   });
 
-async function allowed(limiter: RateLimit, key: string, c: Parameters<MiddlewareHandler<AppEnv>>[0]) {
+async function allowed(limiter: RateLimit, key: string, c: Ctx) {
   try {
     return (await limiter.limit({ key })).success;
   } catch (err) {
@@ -34,21 +36,16 @@ async function allowed(limiter: RateLimit, key: string, c: Parameters<Middleware
 }
 
 /** Refuses a caller (token, or signed-in user) over its limit, before the body is read or anything is stored. */
-export const limitCaller = (): MiddlewareHandler<AppEnv> =>
-  async function limitCaller(c, next) {
-    const actor = actorOf(c.get("principal"));
-    if (!(await allowed(c.env.TOKEN_RATE_LIMITER, `${actor.kind}:${actor.id}`, c))) {
-      logEvent("warn", "rate_limited", c, { limiter: "caller", actor: actor.id });
-      throw limited("Too many changes from this caller; retry later.");
-    }
-    await next();
-  };
+export async function limitCaller(c: Ctx): Promise<void> {
+  const actor = actorOf(c.get("principal"));
+  if (!(await allowed(c.env.TOKEN_RATE_LIMITER, `${actor.kind}:${actor.id}`, c))) {
+    logEvent("warn", "rate_limited", c, { limiter: "caller", actor: actor.id });
+    throw limited("Too many changes from this caller; retry later.");
+  }
+}
 
 /** Refuses a phone change when this email's phone changed too often lately. */
-export async function limitPhoneChange(
-  c: Parameters<MiddlewareHandler<AppEnv>>[0],
-  email: string,
-): Promise<void> {
+export async function limitPhoneChange(c: Ctx, email: string): Promise<void> {
   if (!(await allowed(c.env.PHONE_RATE_LIMITER, `phone:${email}`, c))) {
     logEvent("warn", "rate_limited", c, { limiter: "phone", actor: actorOf(c.get("principal")).id });
     throw limited("This user's phone number was changed too often; retry later.");

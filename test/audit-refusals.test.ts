@@ -2,9 +2,9 @@ import { env } from "cloudflare:test";
 import { Hono } from "hono";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { type AuditEntry, auditKeys } from "../src/audit.ts";
-import { auditRefusals, refusalOutcome } from "../src/audit-hooks.ts";
+import { recordRefusal, refusalOutcome } from "../src/audit-hooks.ts";
 import { bearerAuth } from "../src/auth.ts";
-import { config } from "../src/config.ts";
+import { configOf } from "../src/config.ts";
 import type { AppEnv } from "../src/context.ts";
 import { onError, ProblemError } from "../src/errors.ts";
 import { requestId } from "../src/request-id.ts";
@@ -179,8 +179,11 @@ describe("the refusal hook", () => {
   it("writes nothing for a refusal flagged skipAudit (a flood costs no KV write), one entry otherwise", async () => {
     const app = new Hono<AppEnv>();
     app.use(requestId());
-    app.patch("/users/:email", config(), bearerAuth(), auditRefusals(), (c) => {
-      throw new ProblemError("rate-limited", "Slow down.", { skipAudit: c.req.query("skip") === "1" });
+    app.patch("/users/:email", bearerAuth(), (c) => {
+      c.set("config", configOf(c.env));
+      const err = new ProblemError("rate-limited", "Slow down.", { skipAudit: c.req.query("skip") === "1" });
+      recordRefusal(c, err);
+      throw err;
     });
     app.onError(onError);
     const { secret, id } = await mintWithId(["users:write"]);

@@ -87,19 +87,25 @@ const encoder = new TextEncoder();
 
 /**
  * The floor: what any implementation of this design must make the runtime do for one change,
- * with none of our checks. Hash the presented token (tokens are stored by SHA-256), read the
- * body and write it again as JSON (it is validated and rebuilt, never streamed through), write
- * the intent under its three keys and wait for them (audit before forwarding), send the five
- * headers the design names, bound the call with `AbortSignal.timeout`, drop Village's body,
- * write the outcome after the response (`waitUntil`), log one line, answer 202 with a JSON
- * body and the headers every answer carries. The metadata and values are the size of the app's.
+ * with none of our checks. Hash the presented token and read its record (tokens are stored by
+ * SHA-256), ask the caller's and the phone's rate limiters, read the body and write it again
+ * as JSON (it is validated and rebuilt, never streamed through), write the intent under its
+ * three keys and wait for them (audit before forwarding), send the five headers the design
+ * names, bound the call with `AbortSignal.timeout`, drop Village's body, write the outcome
+ * after the response (`waitUntil`), log one line, answer 202 with a JSON body and the headers
+ * every answer carries. The metadata and values are the size of the app's.
  */
 const floor = new Hono<{ Bindings: Env }>();
 floor.patch("/users/:email", async (c) => {
   const secret = (c.req.header("Authorization") ?? "").slice("Bearer ".length);
-  await crypto.subtle.digest("SHA-256", encoder.encode(secret));
-  const body = JSON.stringify(JSON.parse(await c.req.raw.text()));
+  const hash = new Uint8Array(await crypto.subtle.digest("SHA-256", encoder.encode(secret)));
+  let hex = "";
+  for (const byte of hash) hex += byte.toString(16).padStart(2, "0");
+  if ((await c.env.TOKENS.get(`token:${hex}`, "json")) === null) throw new Error("bench: unknown token");
   const email = decodeURIComponent(c.req.param("email"));
+  await c.env.TOKEN_RATE_LIMITER.limit({ key: "token:bench" });
+  const body = JSON.stringify(JSON.parse(await c.req.raw.text()));
+  await c.env.PHONE_RATE_LIMITER.limit({ key: `phone:${email}` });
   const id = crypto.randomUUID();
   const metadata = {
     request_id: id,

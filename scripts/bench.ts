@@ -2,9 +2,10 @@
  * `npm run bench`: CPU per request of the Worker in workerd, the full PATCH path against a bare
  * Hono pass-through of the same request, both built into one bundle in this run. A third
  * target, `floor`, is the pass-through plus only the runtime work the design requires (token
- * hash, body read and rewritten, three intent writes awaited, outcome write after the response,
- * the upstream deadline, one log line, a JSON answer; bench/worker.ts): no implementation of
- * this design can cost less, so `floor/bare` is the bound and `full/floor` our code's own cost.
+ * hash and lookup, both rate limiters, body read and rewritten, three intent writes awaited,
+ * outcome write after the response, the five upstream headers and the deadline, one log line,
+ * a JSON answer; see bench/worker.ts): an implementation of this design that does that work
+ * cannot cost less, so `floor/bare` bounds the ratio and `full/floor` is our own code's cost.
  *
  * The bundle is `bench/worker.ts` built exactly like a deploy (`wrangler deploy --dry-run
  * --minify`, same wrangler.toml); it runs the app as deployed, with in-memory KV (tokens and the

@@ -26,16 +26,6 @@ function decode(value: string, type: ValueType): unknown {
   return value;
 }
 
-const stores = new WeakMap<KVNamespace, Map<string, Entry>>();
-
-/**
- * Empties a namespace made by {@link memoryKv} in place: the bench keeps one namespace object
- * for its whole run, so the Worker's code always sees the same functions behind it.
- */
-export function clearMemoryKv(kv: KVNamespace): void {
-  stores.get(kv)?.clear();
-}
-
 /** Creates an empty in-memory namespace. */
 export function memoryKv(): KVNamespace {
   const store = new Map<string, Entry>();
@@ -103,6 +93,5 @@ export function memoryKv(): KVNamespace {
       };
     },
   };
-  stores.set(kv as unknown as KVNamespace, store);
   return kv as unknown as KVNamespace;
 }

@@ -29,7 +29,7 @@ import { parseEmailSegment } from "../src/email.ts";
 import worker from "../src/index.ts";
 import { createToken, findToken, hashSecret, isWellFormedToken } from "../src/tokens.ts";
 import { buildUpstreamRequest } from "../src/upstream.ts";
-import { clearMemoryKv, memoryKv } from "./memory-kv.ts";
+import { memoryKv } from "./memory-kv.ts";
 
 const EDGE = "https://edge.bench.test";
 const EMAIL_SEGMENT = "ada.lovelace%40example.com";
@@ -326,7 +326,7 @@ export default {
     if (url.pathname === "/reset") {
       // Between the driver's HTTP batches: an empty audit namespace, so that thousands of
       // in-memory entries (KV is remote in production) do not grow this isolate's heap.
-      if (fixture) clearMemoryKv((await fixture).env.AUDIT);
+      if (fixture) (await fixture).env.AUDIT = memoryKv();
       return new Response(null, { status: 204 });
     }
     if (url.pathname === "/secret") {
@@ -345,8 +345,8 @@ export default {
     }
     fixture ??= setUp(env);
     const f = await fixture;
-    // An empty audit namespace per batch: the trail grows by a few keys per change.
-    clearMemoryKv(f.env.AUDIT);
+    // A fresh audit namespace per batch: the trail grows by a few keys per change.
+    f.env.AUDIT = memoryKv();
     useConsole(url.searchParams.get("console") === "real");
     lines = 0;
     try {

@@ -10,12 +10,16 @@
  * inspector attached each one is also sent to it), so read shares, not absolute times: the
  * figures of record come from `npm run bench`.
  */
-import { execFileSync } from "node:child_process";
-import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
 import { resolve } from "node:path";
 import { parseArgs } from "node:util";
-import { unstable_readConfig } from "wrangler";
-import { closeConnections, freePort, send, startUpstream, startWorkerd } from "./lib/bench-http.ts";
+import {
+  type BenchTarget,
+  buildBenchWorker,
+  freePort,
+  sendChange,
+  startBenchServer,
+} from "./lib/bench-http.ts";
 
 interface ProfileNode {
   id: number;
@@ -35,55 +39,17 @@ const { values: args } = parseArgs({
     top: { type: "string", default: "30" },
   },
 });
-const target = args.target ?? "full";
-if (!["full", "floor", "bare"].includes(target)) throw new Error("--target must be full, floor or bare");
+const TARGETS: BenchTarget[] = ["full", "floor", "bare"];
+const target = TARGETS.find((t) => t === args.target);
+if (!target) throw new Error("--target must be full, floor or bare");
 const requests = Number(args.requests);
 if (!Number.isInteger(requests) || requests < 100 || requests > 100_000)
   throw new Error("--requests: 100..100000");
 
 const root = resolve(import.meta.dirname, "..");
-const outdir = resolve(root, ".bench/profile-build");
-mkdirSync(outdir, { recursive: true });
-execFileSync(
-  resolve(root, "node_modules/.bin/wrangler"),
-  [
-    "deploy",
-    "bench/worker.ts",
-    "--dry-run",
-    "--minify=false",
-    "--outdir",
-    outdir,
-    "--config",
-    "wrangler.toml",
-  ],
-  {
-    cwd: root,
-    stdio: ["ignore", "ignore", "inherit"],
-    env: { ...process.env, WRANGLER_SEND_METRICS: "false" },
-  },
-);
-const bundle = resolve(outdir, "worker.js");
-
-const config = unstable_readConfig({ config: resolve(root, "wrangler.toml") });
-const vars = Object.fromEntries(
-  Object.entries(config.vars ?? {}).map(([k, v]) => [k, typeof v === "string" ? v : JSON.stringify(v)]),
-);
-const upstream = await startUpstream();
+const bundle = buildBenchWorker(resolve(root, ".bench/profile-build"), { minify: false });
 const inspectorPort = await freePort();
-const workerd = await startWorkerd({
-  dir: resolve(root, ".bench"),
-  bundle,
-  compatibilityDate: config.compatibility_date ?? "",
-  compatibilityFlags: config.compatibility_flags ?? [],
-  inspectorAddr: `127.0.0.1:${inspectorPort}`,
-  vars: {
-    ...vars,
-    VILLAGE_API_BASE: upstream.url,
-    VILLAGE_NETWORK_ID: "bench-network",
-    VILLAGE_API_KEY: `bench-key-${crypto.randomUUID()}`,
-    BENCH_RATE_LIMITERS: (config.ratelimits ?? []).map((r: { name: string }) => r.name).join(","),
-  },
-});
+const server = await startBenchServer({ bundle, inspectorAddr: `127.0.0.1:${inspectorPort}` });
 
 /** One DevTools-protocol session with the Worker's isolate. */
 async function inspector() {
@@ -112,26 +78,12 @@ async function inspector() {
   };
 }
 
-const BODY = JSON.stringify({ first_name: "Ada", last_name: "Lovelace", phone_number: "+44 20 7123 4567" });
 let profile: Profile;
 try {
-  const secret = await (await fetch(`${workerd.url}/secret`)).text();
-  const one = async () => {
-    const status = await send(`${workerd.url}/users/ada.lovelace%40example.com`, {
-      method: "PATCH",
-      headers: {
-        "X-Bench-Target": target,
-        "X-Bench-Console": "drop",
-        Authorization: `Bearer ${secret}`,
-        "Content-Type": "application/json",
-        "Content-Length": String(Buffer.byteLength(BODY)),
-      },
-      body: BODY,
-    });
-    if (status !== (target === "bare" ? 201 : 202)) throw new Error(`${target}: status ${status}`);
-  };
+  // An attached inspector is sent every console line too: the bench Worker drops them.
+  const one = () => sendChange(server, target, { "X-Bench-Console": "drop" });
   for (let i = 0; i < 500; i++) await one();
-  await fetch(`${workerd.url}/reset`, { method: "POST" });
+  await fetch(`${server.url}/reset`, { method: "POST" });
   const session = await inspector();
   await session.call("Profiler.enable");
   await session.call("Profiler.setSamplingInterval", { interval: 50 });
@@ -140,9 +92,7 @@ try {
   profile = (await session.call<{ profile: Profile }>("Profiler.stop")).profile;
   session.close();
 } finally {
-  closeConnections();
-  workerd.close();
-  upstream.close();
+  server.close();
 }
 
 const file = resolve(root, `.bench/${target}.cpuprofile`);

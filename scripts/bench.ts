@@ -32,12 +32,17 @@
  * Options: `--rounds N` (default 9), `--detail`, `--console`, `--only a,b` (these cases besides
  * full, floor, bare and request), `--http-only` (part 2 alone).
  */
-import { execFileSync } from "node:child_process";
-import { readdirSync, readFileSync, renameSync, rmSync } from "node:fs";
+import { readdirSync, readFileSync, renameSync } from "node:fs";
 import { resolve } from "node:path";
 import { parseArgs } from "node:util";
-import { createTestHarness, unstable_readConfig } from "wrangler";
-import { closeConnections, processCpuNs, send, startUpstream, startWorkerd } from "./lib/bench-http.ts";
+import { createTestHarness } from "wrangler";
+import {
+  buildBenchWorker,
+  processCpuNs,
+  sendChange,
+  startBenchServer,
+  type BenchTarget as Target,
+} from "./lib/bench-http.ts";
 
 /** The goal from issue 5: the full path at most 1.5 times a bare Hono pass-through. */
 export const GOAL = 1.5;
@@ -96,24 +101,18 @@ const cases = args.only
     : MAIN;
 for (const name of cases) if (!known.includes(name)) throw new Error(`--only: there is no case ${name}`);
 
+/** `min..max` of some samples, rounded to µs. */
+const spread = (xs: number[]) => `${Math.min(...xs).toFixed(0)}..${Math.max(...xs).toFixed(0)}`;
+
 const median = (xs: number[]) => {
   const s = [...xs].sort((a, b) => a - b);
   const m = s.length >> 1;
   return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
 };
 
-rmSync(outdir, { recursive: true, force: true });
-execFileSync(
-  resolve(root, "node_modules/.bin/wrangler"),
-  ["deploy", "bench/worker.ts", "--dry-run", "--minify", "--outdir", outdir, "--config", "wrangler.toml"],
-  {
-    cwd: root,
-    stdio: ["ignore", "ignore", "inherit"],
-    env: { ...process.env, WRANGLER_SEND_METRICS: "false" },
-  },
-);
 // The harness loads the prebuilt bundle under the name of wrangler.toml's `main` (src/index.ts).
-renameSync(resolve(outdir, "worker.js"), resolve(outdir, "index.js"));
+const bundle = resolve(outdir, "index.js");
+renameSync(buildBenchWorker(outdir, { minify: true }), bundle);
 
 const server = createTestHarness({
   root,
@@ -169,56 +168,22 @@ function cpuNs(pids: number[]): number {
 let pids: number[] = [];
 let closed = false;
 
-const BODY = JSON.stringify({ first_name: "Ada", last_name: "Lovelace", phone_number: "+44 20 7123 4567" });
-
-type Target = "full" | "floor" | "bare";
 const TARGETS: Target[] = ["full", "floor", "bare"];
 
 /**
  * The HTTP half: the same bundle under `workerd serve`, the same PATCH sent over HTTP to the
  * app, the floor and the bare pass-through in turn, a local upstream answering 201, workerd's
- * CPU time per request (medians over the rounds). Before each batch the bench Worker empties
- * its in-memory audit namespace, outside the measured span.
+ * CPU time per request (medians over the rounds). Before each batch the bench Worker starts a
+ * fresh in-memory audit namespace, outside the measured span.
  */
 async function httpRounds(): Promise<Record<Target, number[]>> {
-  const config = unstable_readConfig({ config: resolve(root, "wrangler.toml") });
-  const vars = Object.fromEntries(
-    Object.entries(config.vars ?? {}).map(([k, v]) => [k, typeof v === "string" ? v : JSON.stringify(v)]),
-  );
-  const upstream = await startUpstream();
-  const workerd = await startWorkerd({
-    dir: resolve(root, ".bench"),
-    bundle: resolve(outdir, "index.js"),
-    compatibilityDate: config.compatibility_date ?? "",
-    compatibilityFlags: config.compatibility_flags ?? [],
-    vars: {
-      ...vars,
-      VILLAGE_API_BASE: upstream.url,
-      VILLAGE_NETWORK_ID: "bench-network",
-      VILLAGE_API_KEY: `bench-key-${crypto.randomUUID()}`,
-      BENCH_RATE_LIMITERS: (config.ratelimits ?? []).map((r: { name: string }) => r.name).join(","),
-    },
-  });
+  const server = await startBenchServer({ bundle });
   try {
-    const secret = await (await fetch(`${workerd.url}/secret`)).text();
-    const one = async (target: Target) => {
-      const status = await send(`${workerd.url}/users/ada.lovelace%40example.com`, {
-        method: "PATCH",
-        headers: {
-          "X-Bench-Target": target,
-          Authorization: `Bearer ${secret}`,
-          "Content-Type": "application/json",
-          "Content-Length": String(Buffer.byteLength(BODY)),
-        },
-        body: BODY,
-      });
-      if (status !== (target === "bare" ? 201 : 202)) throw new Error(`HTTP ${target}: status ${status}`);
-    };
     const batch = async (target: Target, n: number) => {
-      await fetch(`${workerd.url}/reset`, { method: "POST" });
-      const before = processCpuNs(workerd.pid);
-      for (let i = 0; i < n; i++) await one(target);
-      return (processCpuNs(workerd.pid) - before) / 1000 / n;
+      await fetch(`${server.url}/reset`, { method: "POST" });
+      const before = processCpuNs(server.pid);
+      for (let i = 0; i < n; i++) await sendChange(server, target);
+      return (processCpuNs(server.pid) - before) / 1000 / n;
     };
     for (const target of TARGETS) await batch(target, 300);
     const samples: Record<Target, number[]> = { full: [], floor: [], bare: [] };
@@ -227,15 +192,12 @@ async function httpRounds(): Promise<Record<Target, number[]>> {
       const order = TARGETS.map((_, i) => TARGETS[(i + round) % TARGETS.length]);
       for (const target of order) samples[target].push(await batch(target, HTTP_BATCH));
     }
-    const spread = (xs: number[]) => `${Math.min(...xs).toFixed(0)}..${Math.max(...xs).toFixed(0)}`;
     console.log(
       `over HTTP, ${HTTP_BATCH} requests a round: ${TARGETS.map((t) => `${t} ${spread(samples[t])}`).join(", ")} µs`,
     );
     return samples;
   } finally {
-    closeConnections();
-    workerd.close();
-    upstream.close();
+    server.close();
   }
 }
 
@@ -294,7 +256,6 @@ async function isolateRounds(): Promise<void> {
   );
   for (const name of cases) {
     const { wall, cpu } = samples.get(name) ?? { wall: [], cpu: [] };
-    const spread = (xs: number[]) => `${Math.min(...xs).toFixed(0)}..${Math.max(...xs).toFixed(0)}`;
     console.log(
       `${name.padEnd(18)} cpu ${median(cpu).toFixed(1).padStart(7)} (${spread(cpu)})   clock ${median(wall).toFixed(1).padStart(7)} (${spread(wall)})`,
     );

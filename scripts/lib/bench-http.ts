@@ -1,16 +1,48 @@
 /**
- * The HTTP half of `npm run bench`: the bench Worker served by workerd itself (`workerd serve`,
+ * The HTTP half of `npm run bench` and all of `npm run bench:profile`: the bench Worker built
+ * like a deploy and served by workerd itself (`workerd serve`,
  * no miniflare proxies in front), a local upstream that answers like Village, and real HTTP
  * requests from this process. workerd's CPU time per request then includes what the runtime
  * does for every request (HTTP parsing, the Request object, the response, the subrequest), as
  * a deployed Worker's CPU time does, on top of the handler's own work. Loopback only.
  */
-import { type ChildProcess, spawn } from "node:child_process";
-import { readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { type ChildProcess, execFileSync, spawn } from "node:child_process";
+import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { Agent, createServer, request } from "node:http";
 import { createRequire } from "node:module";
 import type { AddressInfo } from "node:net";
-import { join, relative } from "node:path";
+import { join, relative, resolve } from "node:path";
+import { unstable_readConfig } from "wrangler";
+
+const root = resolve(import.meta.dirname, "../..");
+
+/**
+ * Builds `bench/worker.ts` as `npm run deploy` builds the Worker (same wrangler.toml), into an
+ * emptied `outdir`; unminified when asked (profiles then name functions). Returns the bundle.
+ */
+export function buildBenchWorker(outdir: string, { minify }: { minify: boolean }): string {
+  rmSync(outdir, { recursive: true, force: true });
+  mkdirSync(outdir, { recursive: true });
+  execFileSync(
+    resolve(root, "node_modules/.bin/wrangler"),
+    [
+      "deploy",
+      "bench/worker.ts",
+      "--dry-run",
+      `--minify=${minify}`,
+      "--outdir",
+      outdir,
+      "--config",
+      "wrangler.toml",
+    ],
+    {
+      cwd: root,
+      stdio: ["ignore", "ignore", "inherit"],
+      env: { ...process.env, WRANGLER_SEND_METRICS: "false" },
+    },
+  );
+  return resolve(outdir, "worker.js");
+}
 
 /** Nanoseconds of CPU all threads of a process have run (Linux schedstat). */
 export function processCpuNs(pid: number): number {
@@ -26,7 +58,7 @@ export function processCpuNs(pid: number): number {
 }
 
 /** A stand-in for Village on loopback: reads the body, answers 201 with a small JSON body. */
-export async function startUpstream(): Promise<{ url: string; close(): void }> {
+async function startUpstream(): Promise<{ url: string; close(): void }> {
   const server = createServer((req, res) => {
     req.resume();
     req.on("end", () => {
@@ -43,7 +75,7 @@ export async function startUpstream(): Promise<{ url: string; close(): void }> {
 const text = (value: string) => JSON.stringify(value);
 
 /** Starts workerd on loopback with the bundle and text bindings; resolves once it listens. */
-export async function startWorkerd(options: {
+async function startWorkerd(options: {
   dir: string;
   bundle: string;
   compatibilityDate: string;
@@ -116,7 +148,7 @@ export async function freePort(): Promise<number> {
 const agent = new Agent({ keepAlive: true, maxSockets: 1 });
 
 /** Sends one request over a kept-alive connection; resolves with the status once the body is read. */
-export function send(
+function send(
   url: string,
   init: { method: string; headers: Record<string, string>; body: string },
 ): Promise<number> {
@@ -131,4 +163,81 @@ export function send(
 }
 
 /** Closes the kept-alive connections. */
-export const closeConnections = () => agent.destroy();
+const closeConnections = () => agent.destroy();
+
+/** The bench Worker served over HTTP, with its upstream and the secret of its one token. */
+export interface BenchServer {
+  url: string;
+  pid: number;
+  secret: string;
+  close(): void;
+}
+
+/**
+ * Serves a bench bundle under `workerd serve` with wrangler.toml's vars, a local upstream in
+ * Village's place, a throwaway Village key and always-allowing rate limiters.
+ */
+export async function startBenchServer(options: {
+  bundle: string;
+  inspectorAddr?: string;
+}): Promise<BenchServer> {
+  const config = unstable_readConfig({ config: resolve(root, "wrangler.toml") });
+  const vars = Object.fromEntries(
+    Object.entries(config.vars ?? {}).map(([k, v]) => [k, typeof v === "string" ? v : JSON.stringify(v)]),
+  );
+  const upstream = await startUpstream();
+  const workerd = await startWorkerd({
+    dir: resolve(root, ".bench"),
+    bundle: options.bundle,
+    compatibilityDate: config.compatibility_date ?? "",
+    compatibilityFlags: config.compatibility_flags ?? [],
+    inspectorAddr: options.inspectorAddr,
+    vars: {
+      ...vars,
+      VILLAGE_API_BASE: upstream.url,
+      VILLAGE_NETWORK_ID: "bench-network",
+      VILLAGE_API_KEY: `bench-key-${crypto.randomUUID()}`,
+      BENCH_RATE_LIMITERS: (config.ratelimits ?? []).map((r: { name: string }) => r.name).join(","),
+    },
+  });
+  const close = () => {
+    closeConnections();
+    workerd.close();
+    upstream.close();
+  };
+  try {
+    const secret = await (await fetch(`${workerd.url}/secret`)).text();
+    return { url: workerd.url, pid: workerd.pid, secret, close };
+  } catch (err) {
+    close();
+    throw err;
+  }
+}
+
+/** The targets of bench/worker.ts over HTTP (`X-Bench-Target`). */
+export type BenchTarget = "full" | "floor" | "bare";
+
+const CHANGE = JSON.stringify({ first_name: "Ada", last_name: "Lovelace", phone_number: "+44 20 7123 4567" });
+
+/**
+ * Sends the bench's change (all three fields) to one target and checks its status: 201 from
+ * the bare pass-through (Village's own), 202 from the others.
+ */
+export async function sendChange(
+  server: BenchServer,
+  target: BenchTarget,
+  headers: Record<string, string> = {},
+): Promise<void> {
+  const status = await send(`${server.url}/users/ada.lovelace%40example.com`, {
+    method: "PATCH",
+    headers: {
+      ...headers,
+      "X-Bench-Target": target,
+      Authorization: `Bearer ${server.secret}`,
+      "Content-Type": "application/json",
+      "Content-Length": String(Buffer.byteLength(CHANGE)),
+    },
+    body: CHANGE,
+  });
+  if (status !== (target === "bare" ? 201 : 202)) throw new Error(`${target}: status ${status}`);
+}

@@ -56,13 +56,18 @@ function parseBase(raw: string | undefined): URL {
   return url;
 }
 
-function parseTimeout(raw: string | undefined): number {
-  if (raw === undefined || raw === "") return 10_000;
-  const ms = Number(raw);
-  if (!Number.isInteger(ms) || ms < 100 || ms > 25_000) {
-    throw misconfigured("UPSTREAM_TIMEOUT_MS", "must be an integer from 100 to 25000");
+/** An integer binding within `[min, max]`, `fallback` when unset or empty. */
+function parseInteger(
+  binding: string,
+  raw: string | undefined,
+  { fallback, min, max }: { fallback: number; min: number; max: number },
+): number {
+  if (raw === undefined || raw === "") return fallback;
+  const value = Number(raw);
+  if (!Number.isInteger(value) || value < min || value > max) {
+    throw misconfigured(binding, `must be an integer from ${min} to ${max}`);
   }
-  return ms;
+  return value;
 }
 
 function parseAuditValues(raw: string | undefined): AuditValues {
@@ -70,15 +75,6 @@ function parseAuditValues(raw: string | undefined): AuditValues {
   const mode = AUDIT_VALUES.find((m) => m === raw);
   if (!mode) throw misconfigured("AUDIT_VALUES", "must be masked, full or none");
   return mode;
-}
-
-function parseRetentionDays(raw: string | undefined): number {
-  if (raw === undefined || raw === "") return 400;
-  const days = Number(raw);
-  if (!Number.isInteger(days) || days < 1 || days > 3650) {
-    throw misconfigured("AUDIT_RETENTION_DAYS", "must be an integer from 1 to 3650");
-  }
-  return days;
 }
 
 /**
@@ -103,10 +99,18 @@ export function parseConfig(env: Env): Config {
     villageOrigin: base.origin,
     villageNetworkId: networkId,
     villageApiKey: apiKey.trim(),
-    upstreamTimeoutMs: parseTimeout(env.UPSTREAM_TIMEOUT_MS),
+    upstreamTimeoutMs: parseInteger("UPSTREAM_TIMEOUT_MS", env.UPSTREAM_TIMEOUT_MS, {
+      fallback: 10_000,
+      min: 100,
+      max: 25_000,
+    }),
     userAuth: parseUserAuth(env),
     auditValues: parseAuditValues(env.AUDIT_VALUES),
-    auditRetentionDays: parseRetentionDays(env.AUDIT_RETENTION_DAYS),
+    auditRetentionDays: parseInteger("AUDIT_RETENTION_DAYS", env.AUDIT_RETENTION_DAYS, {
+      fallback: 400,
+      min: 1,
+      max: 3650,
+    }),
   };
 }
 

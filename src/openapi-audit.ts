@@ -6,6 +6,7 @@
  */
 import * as z from "zod/mini";
 import { OUTCOMES } from "./audit.ts";
+import { AUDIT_VALUES } from "./config.ts";
 import { FIELDS } from "./tokens.ts";
 
 type Json = Record<string, unknown>;
@@ -21,21 +22,30 @@ const values = z.optional(
   }),
 );
 
-/** One entry as `GET /audit` lists it (from key metadata, no value read). */
-export const AuditSummarySchema = z.object({
+/** What every entry starts with: which entry, when, which request, which caller. */
+const entryHead = {
   id: z.string(),
   time: z.string(),
   request_id: z.string(),
   token_id: z.string(),
   token_name: z.string(),
-  email: z.optional(z.string()),
-  fields,
-  ip: z.optional(z.string()),
-  origin: z.optional(z.string()),
+};
+/** What came of it. */
+const entryOutcome = {
   outcome: z.enum(OUTCOMES),
   reason: z.optional(z.string()),
   upstream_status: z.optional(z.int()),
   latency_ms: z.optional(z.number()),
+};
+
+/** One entry as `GET /audit` lists it (from key metadata, no value read). */
+export const AuditSummarySchema = z.object({
+  ...entryHead,
+  email: z.optional(z.string()),
+  fields,
+  ip: z.optional(z.string()),
+  origin: z.optional(z.string()),
+  ...entryOutcome,
 });
 
 /** A page of `GET /audit`: `cursor` is null on the last page (also in `X-Next-Cursor`). */
@@ -46,22 +56,15 @@ export const AuditPageSchema = z.object({
 
 /** One entry with everything stored about it, as `GET /audit/{id}` shows it. */
 export const AuditDetailSchema = z.object({
-  id: z.string(),
-  time: z.string(),
-  request_id: z.string(),
-  token_id: z.string(),
-  token_name: z.string(),
+  ...entryHead,
   origin: z.optional(z.string()),
   ip: z.optional(z.string()),
   user_agent: z.optional(z.string()),
   email: z.optional(z.string()),
   fields,
-  values_mode: z.enum(["masked", "full", "none"]),
+  values_mode: z.enum(AUDIT_VALUES),
   values,
-  outcome: z.enum(OUTCOMES),
-  reason: z.optional(z.string()),
-  upstream_status: z.optional(z.int()),
-  latency_ms: z.optional(z.number()),
+  ...entryOutcome,
   outcome_time: z.optional(z.string()),
 });
 

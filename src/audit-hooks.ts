@@ -17,7 +17,7 @@ import { auditValues, clip, scrub } from "./audit-mask.ts";
 import type { Principal } from "./auth.ts";
 import { type Changes, changedFields } from "./changes.ts";
 import type { AppEnv } from "./context.ts";
-import { parseEmailSegment, type TargetEmail } from "./email.ts";
+import { parseEmailSegment, rawEmailSegment, type TargetEmail } from "./email.ts";
 import { ProblemError } from "./errors.ts";
 import { logEvent } from "./log.ts";
 import { FIELDS } from "./tokens.ts";
@@ -135,9 +135,8 @@ export function refusalOutcome(err: ProblemError): RefusalOutcome | undefined {
 function refusalTarget(c: Ctx): TargetEmail | undefined {
   const validated: TargetEmail | undefined = c.get("target");
   if (validated) return validated;
-  const path = new URL(c.req.url).pathname;
   try {
-    return parseEmailSegment(path.slice(path.lastIndexOf("/") + 1));
+    return parseEmailSegment(rawEmailSegment(c.req.url));
   } catch {
     return undefined;
   }
@@ -167,8 +166,9 @@ export function recordRefusal(c: Ctx, err: unknown): void {
   if (!outcome) return;
   const cfg = c.get("config");
   const changes = c.get("changes");
+  let entry: AuditEntry | undefined;
   const write = async () => {
-    const entry: AuditEntry = {
+    entry = {
       ...baseEntry(c),
       email: refusalTarget(c)?.address,
       fields: changes ? changedFields(changes) : await attemptedFields(c, err),
@@ -176,19 +176,18 @@ export function recordRefusal(c: Ctx, err: unknown): void {
       outcome,
       reason: err.type,
     };
-    await withRetry(() => writeEntry(c.env.AUDIT, entry, cfg.auditRetentionDays)).catch((error) =>
-      logEvent("error", "audit_refusal_lost", c, {
-        audit_id: entry.id,
-        outcome,
-        reason: err.type,
-        token_id: entry.token_id,
-        error: String(error),
-      }),
-    );
+    const written = entry;
+    await withRetry(() => writeEntry(c.env.AUDIT, written, cfg.auditRetentionDays));
   };
   c.executionCtx.waitUntil(
     write().catch((error) =>
-      logEvent("error", "audit_refusal_lost", c, { outcome, reason: err.type, error: String(error) }),
+      logEvent("error", "audit_refusal_lost", c, {
+        audit_id: entry?.id,
+        outcome,
+        reason: err.type,
+        token_id: entry?.token_id,
+        error: String(error),
+      }),
     ),
   );
 }

@@ -15,6 +15,24 @@ const DOMAIN = /^([a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+(?:[a-z]{2,63}|xn--[a-
 
 const invalid = (detail: string) => new ProblemError("invalid-email", detail);
 
+const PREFIX = "/users/";
+
+/**
+ * The raw (still percent-encoded) path segment after `/users/`. `Request.url` is already the
+ * runtime's serialized URL, so its path is everything from the first `/` after the scheme's
+ * `//` to the first `?` or `#` (as Hono reads it), without parsing the URL again.
+ */
+export function rawEmailSegment(url: string): string {
+  const start = url.indexOf("/", url.indexOf("//") + 2);
+  let end = url.length;
+  for (const mark of ["?", "#"]) {
+    const at = url.indexOf(mark, start);
+    if (at !== -1 && at < end) end = at;
+  }
+  const pathname = url.slice(start, end);
+  return pathname.slice(pathname.indexOf(PREFIX) + PREFIX.length);
+}
+
 /**
  * Reads the email from the raw path of `/users/<segment>`, decoding it exactly once.
  * Hono's own param decoding is not used so that "once" is guaranteed here.

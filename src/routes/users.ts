@@ -6,30 +6,12 @@ import { readJsonBody } from "../body.ts";
 import { ChangeSchema, type Changes, changedFields } from "../changes.ts";
 import { configOf } from "../config.ts";
 import type { AppEnv } from "../context.ts";
-import { parseEmailSegment, type TargetEmail } from "../email.ts";
+import { parseEmailSegment, rawEmailSegment, type TargetEmail } from "../email.ts";
 import { ProblemError } from "../errors.ts";
 import { logEvent } from "../log.ts";
 import { limitCaller, limitPhoneChange } from "../rate-limit.ts";
 import { respondJson } from "../respond.ts";
 import { buildUpstreamRequest, sendUpstream, type UpstreamResult } from "../upstream.ts";
-
-const PREFIX = "/users/";
-
-/**
- * The raw (still percent-encoded) path segment after `/users/`. `Request.url` is already the
- * runtime's serialized URL, so its path is everything from the first `/` after the scheme's
- * `//` to the first `?` or `#` (as Hono reads it), without parsing the URL again.
- */
-function rawEmailSegment(url: string): string {
-  const start = url.indexOf("/", url.indexOf("//") + 2);
-  let end = url.length;
-  for (const mark of ["?", "#"]) {
-    const at = url.indexOf(mark, start);
-    if (at !== -1 && at < end) end = at;
-  }
-  const pathname = url.slice(start, end);
-  return pathname.slice(pathname.indexOf(PREFIX) + PREFIX.length);
-}
 
 /** Turns an upstream result that is not a success into the caller's problem. */
 function upstreamProblem(result: UpstreamResult): ProblemError {

@@ -1,5 +1,5 @@
 import type { Context, MiddlewareHandler } from "hono";
-import { parseUserAuth } from "./config.ts";
+import { userAuthOf } from "./config.ts";
 import type { AppEnv } from "./context.ts";
 import { normalizeEmail, type TargetEmail } from "./email.ts";
 import { ProblemError } from "./errors.ts";
@@ -101,7 +101,7 @@ async function findRecord(secret: string, kv: KVNamespace, c: Context) {
 }
 
 async function userPrincipal(jwt: string, env: Env, c: Context): Promise<UserPrincipal> {
-  const auth = parseUserAuth(env);
+  const auth = userAuthOf(env);
   if (!auth) throw invalidToken("jwt: end-user sign-in is not configured");
   let result: Awaited<ReturnType<typeof verifyUserJwt>>;
   try {

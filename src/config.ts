@@ -172,31 +172,51 @@ export function parseUserAuth(env: Env): UserAuthConfig | null {
   return { jwksUrl: url.href, issuer, audience, selfServiceFields: fields };
 }
 
-/** Every binding {@link parseConfig} reads (a test holds it to that). */
+/**
+ * `parse`, reused while the bindings it reads (`names`) hold the values of its last parse:
+ * they are the same for every request of a deployment, so a request pays a few comparisons
+ * instead of URL parses. A value that does not parse is never kept (the next call throws too).
+ */
+function reusedWhileSame<T>(names: readonly (keyof Env)[], parse: (env: Env) => T): (env: Env) => T {
+  let last: { raw: unknown[]; value: T } | undefined;
+  return (env) => {
+    const raw = names.map((name) => env[name]);
+    if (last?.raw.every((value, i) => value === raw[i])) return last.value;
+    const value = parse(env);
+    last = { raw, value };
+    return value;
+  };
+}
+
+/** The bindings {@link parseUserAuth} reads (a test holds each parser to its list). */
+export const USER_AUTH_BINDINGS = [
+  "AUTH_JWKS_URL",
+  "AUTH_ISSUER",
+  "AUTH_AUDIENCE",
+  "SELF_SERVICE_FIELDS",
+] as const satisfies readonly (keyof Env)[];
+
+/** The bindings {@link parseConfig} reads. */
 export const CONFIG_BINDINGS = [
   "VILLAGE_API_BASE",
   "VILLAGE_NETWORK_ID",
   "VILLAGE_API_KEY",
   "UPSTREAM_TIMEOUT_MS",
-  "AUTH_JWKS_URL",
-  "AUTH_ISSUER",
-  "AUTH_AUDIENCE",
-  "SELF_SERVICE_FIELDS",
+  ...USER_AUTH_BINDINGS,
   "AUDIT_VALUES",
   "AUDIT_RETENTION_DAYS",
 ] as const satisfies readonly (keyof Env)[];
 
-let last: { raw: unknown[]; config: Readonly<Config> } | undefined;
+/** The bindings {@link parseAllowedOrigins} reads. */
+export const ORIGIN_BINDINGS = ["ALLOWED_ORIGINS"] as const satisfies readonly (keyof Env)[];
 
-/**
- * The configuration for these bindings: parsed again only when one of them differs from the
- * last parse (they are the same for every request of a deployment), so a request pays a few
- * comparisons instead of two URL parses. A configuration that does not parse is never kept.
- */
-export function configOf(env: Env): Readonly<Config> {
-  const raw = CONFIG_BINDINGS.map((name) => env[name]);
-  if (last?.raw.every((value, i) => value === raw[i])) return last.config;
-  const config = Object.freeze(parseConfig(env));
-  last = { raw, config };
-  return config;
-}
+/** {@link parseConfig}, parsed again only when one of its bindings changes; frozen. */
+export const configOf: (env: Env) => Readonly<Config> = reusedWhileSame(CONFIG_BINDINGS, (env) =>
+  Object.freeze(parseConfig(env)),
+);
+
+/** {@link parseUserAuth}, parsed again only when one of its bindings changes. */
+export const userAuthOf = reusedWhileSame(USER_AUTH_BINDINGS, parseUserAuth);
+
+/** {@link parseAllowedOrigins}, parsed again only when `ALLOWED_ORIGINS` changes. */
+export const allowedOriginsOf = reusedWhileSame(ORIGIN_BINDINGS, parseAllowedOrigins);

@@ -4,7 +4,7 @@
  * `Access-Control-*` header at all. Responses that depend on `Origin` say so in `Vary`.
  */
 import type { Context, Handler, MiddlewareHandler } from "hono";
-import { parseAllowedOrigins } from "./config.ts";
+import { allowedOriginsOf } from "./config.ts";
 import type { AppEnv } from "./context.ts";
 import { ProblemError } from "./errors.ts";
 import { respond } from "./respond.ts";
@@ -22,7 +22,7 @@ const ALLOW = "PATCH, OPTIONS";
 function allowedOrigin(c: Context<AppEnv>): string | null {
   const origin = c.req.header("Origin");
   if (origin === undefined) return null;
-  return parseAllowedOrigins(c.env).includes(origin) ? origin : null;
+  return allowedOriginsOf(c.env).includes(origin) ? origin : null;
 }
 
 /**

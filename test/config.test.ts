@@ -1,6 +1,16 @@
 import { env } from "cloudflare:test";
 import { afterEach, beforeAll, describe, expect, it, vi } from "vitest";
-import { CONFIG_BINDINGS, configOf, parseConfig } from "../src/config.ts";
+import {
+  allowedOriginsOf,
+  CONFIG_BINDINGS,
+  configOf,
+  ORIGIN_BINDINGS,
+  parseAllowedOrigins,
+  parseConfig,
+  parseUserAuth,
+  USER_AUTH_BINDINGS,
+  userAuthOf,
+} from "../src/config.ts";
 import { ProblemError } from "../src/errors.ts";
 import { captureLogs, expectProblem, mint, patchUser, spyUpstream } from "./helpers.ts";
 
@@ -176,18 +186,54 @@ describe("configOf", () => {
     VILLAGE_API_KEY: "k",
   } as Env;
 
-  it("parseConfig reads only CONFIG_BINDINGS, so a change to any binding it reads is seen", () => {
-    const read = new Set<string | symbol>();
-    const watched = new Proxy(base, {
-      get(target, name, receiver) {
-        read.add(name);
-        return Reflect.get(target, name, receiver);
-      },
-    });
-    parseConfig(watched);
-    expect(
-      [...read].filter((name) => !(CONFIG_BINDINGS as readonly (string | symbol)[]).includes(name)),
-    ).toEqual([]);
+  it("each parser reads only the bindings named for it, so a change to any binding it reads is seen", () => {
+    const full = {
+      ...base,
+      ALLOWED_ORIGINS: "https://app.example.com",
+      AUTH_JWKS_URL: "https://idp.example.com/jwks.json",
+      AUTH_ISSUER: "https://idp.example.com/",
+      AUTH_AUDIENCE: "village-edge",
+    } as Env;
+    const parsers: [string, (env: Env) => unknown, readonly string[]][] = [
+      ["parseConfig", parseConfig, CONFIG_BINDINGS],
+      ["parseUserAuth", parseUserAuth, USER_AUTH_BINDINGS],
+      ["parseAllowedOrigins", parseAllowedOrigins, ORIGIN_BINDINGS],
+    ];
+    for (const [name, parse, names] of parsers) {
+      const read = new Set<string | symbol>();
+      const watched = new Proxy(full, {
+        get(target, key, receiver) {
+          read.add(key);
+          return Reflect.get(target, key, receiver);
+        },
+      });
+      parse(watched);
+      expect(
+        [...read].filter((key) => !(names as readonly (string | symbol)[]).includes(key)),
+        name,
+      ).toEqual([]);
+    }
+  });
+
+  it("userAuthOf and allowedOriginsOf reuse their last parse and parse again when a binding changes", () => {
+    const auth = {
+      ...base,
+      AUTH_JWKS_URL: "https://idp.example.com/jwks.json",
+      AUTH_ISSUER: "https://idp.example.com/",
+      AUTH_AUDIENCE: "village-edge",
+      ALLOWED_ORIGINS: "https://app.example.com",
+    } as Env;
+    const userAuth = userAuthOf(auth);
+    expect(userAuthOf({ ...auth })).toBe(userAuth);
+    expect(userAuthOf({ ...auth, SELF_SERVICE_FIELDS: "first_name" } as Env)?.selfServiceFields).toEqual([
+      "first_name",
+    ]);
+    const origins = allowedOriginsOf(auth);
+    expect(allowedOriginsOf({ ...auth })).toBe(origins);
+    expect(allowedOriginsOf({ ...auth, ALLOWED_ORIGINS: "https://b.example.com" } as Env)).toEqual([
+      "https://b.example.com",
+    ]);
+    expect(() => allowedOriginsOf({ ...auth, ALLOWED_ORIGINS: "*" } as Env)).toThrow(ProblemError);
   });
 
   it("reuses the last parse while the bindings are the same, and parses again when one changes", () => {

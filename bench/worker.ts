@@ -28,7 +28,7 @@ import { parseConfig } from "../src/config.ts";
 import { parseEmailSegment } from "../src/email.ts";
 import worker from "../src/index.ts";
 import { createToken, findToken, hashSecret, isWellFormedToken } from "../src/tokens.ts";
-import { buildUpstreamRequest } from "../src/upstream.ts";
+import { buildUpstreamRequest, USER_AGENT } from "../src/upstream.ts";
 import { memoryKv } from "./memory-kv.ts";
 
 const EDGE = "https://edge.bench.test";
@@ -83,7 +83,6 @@ const FLOOR_HEADERS = (requestId: string) => ({
   Vary: "Origin",
 });
 const FLOOR_TTL_S = 400 * 86_400;
-const encoder = new TextEncoder();
 
 /**
  * The floor: what any implementation of this design must make the runtime do for one change,
@@ -98,10 +97,8 @@ const encoder = new TextEncoder();
 const floor = new Hono<{ Bindings: Env }>();
 floor.patch("/users/:email", async (c) => {
   const secret = (c.req.header("Authorization") ?? "").slice("Bearer ".length);
-  const hash = new Uint8Array(await crypto.subtle.digest("SHA-256", encoder.encode(secret)));
-  let hex = "";
-  for (const byte of hash) hex += byte.toString(16).padStart(2, "0");
-  if ((await c.env.TOKENS.get(`token:${hex}`, "json")) === null) throw new Error("bench: unknown token");
+  const hash = await hashSecret(secret);
+  if ((await c.env.TOKENS.get(`token:${hash}`, "json")) === null) throw new Error("bench: unknown token");
   const email = decodeURIComponent(c.req.param("email"));
   await c.env.TOKEN_RATE_LIMITER.limit({ key: "token:bench" });
   const body = JSON.stringify(JSON.parse(await c.req.raw.text()));
@@ -134,7 +131,7 @@ floor.patch("/users/:email", async (c) => {
         "Content-Type": "application/json",
         Accept: "application/json",
         "X-Request-Id": id,
-        "User-Agent": "village-edge/0.1",
+        "User-Agent": USER_AGENT,
       },
       body,
       redirect: "manual",
@@ -246,11 +243,11 @@ async function serve(
   const before = upstreamCalls;
   const res = await handler(req, env, ctx);
   const text = await res.text();
-  if (res.status !== expected)
-    throw new Error(`bench: expected ${expected}, got ${res.status}: ${text.slice(0, 200)}`);
   await Promise.all(pending);
   if (res.status !== expected || upstreamCalls !== before + upstream) {
-    throw new Error(`bench: expected ${expected} and ${upstream} upstream call(s), got ${res.status}`);
+    throw new Error(
+      `bench: expected ${expected} and ${upstream} upstream call(s), got ${res.status} and ${upstreamCalls - before}: ${text.slice(0, 200)}`,
+    );
   }
 }
 

@@ -6,7 +6,7 @@
  * runs. Prints the busy time per request by source module and by function (self time), and
  * writes the profile to `.bench/<target>.cpuprofile` (open it in Chrome DevTools).
  *
- * The profiler slows everything down (about 1.5x here) and console lines are dropped (with an
+ * The profiler slows everything down and console lines are dropped (with an
  * inspector attached each one is also sent to it), so read shares, not absolute times: the
  * figures of record come from `npm run bench`.
  */

@@ -11,9 +11,9 @@ import { existsSync, readFileSync } from "node:fs";
 import { createServer } from "node:net";
 import path from "node:path";
 import { parseArgs, parseEnv } from "node:util";
+import { DEMO_USERS, type Sandbox, type SandboxUser, startSandbox } from "../fakes/sandbox.ts";
 import { rotateDemoToken } from "./lib/demo-token.ts";
 import { PROJECT_ROOT, WRANGLER_CONFIG, wranglerBin } from "./lib/kv.ts";
-import { DEMO_USERS, type Sandbox, type SandboxUser, startSandbox } from "./sandbox.ts";
 
 const HELP = `Usage: npm start [-- --port 8787] [--sandbox-port 8788] [--persist-to DIR] [--sandbox]
 Starts wrangler dev on 127.0.0.1. Without VILLAGE_API_KEY in .dev.vars (or with --sandbox) it runs

@@ -3,13 +3,13 @@
  * The `--remote` adapter (`wrangler kv key …` subprocesses) cannot reach Cloudflare here, so it is
  * pointed at a temporary local state with `--local --persist-to`: same subprocesses, same argument
  * building and output parsing, only the target differs. Every record one adapter writes through
- * src/tokens.ts must read back identically through the other, which also shows that the CLI's
+ * src/auth/tokens.ts must read back identically through the other, which also shows that the CLI's
  * `--local` store is wrangler's own local state. Last line: `kv adapters: N passed, M failed`.
  */
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import { createToken, getTokenById, hashSecret, listTokens, revokeToken } from "../src/tokens.ts";
+import { createToken, getTokenById, hashSecret, listTokens, revokeToken } from "../src/auth/tokens.ts";
 import { check, checklist } from "./lib/cli.ts";
 import { openLocalKv, wranglerKv } from "./lib/kv.ts";
 

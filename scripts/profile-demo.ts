@@ -8,11 +8,11 @@
  */
 import { fileURLToPath } from "node:url";
 import { createTestHarness } from "wrangler";
-import { createToken, type KvLike } from "../src/tokens.ts";
+import { type Sandbox, startSandbox } from "../fakes/sandbox.ts";
+import { type StaticServer, serveStatic } from "../fakes/static-server.ts";
+import { startTestIdp, type TestIdp } from "../fakes/test-idp.ts";
+import { createToken, type KvLike } from "../src/auth/tokens.ts";
 import { isMain } from "./lib/cli.ts";
-import { type Sandbox, startSandbox } from "./sandbox.ts";
-import { type StaticServer, serveStatic } from "./static-server.ts";
-import { startTestIdp, type TestIdp } from "./test-idp.ts";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
 const PAGE_DIR = fileURLToPath(new URL("../examples/profile-page/", import.meta.url));

@@ -1,11 +1,11 @@
 /**
- * Smoke test for scripts/sandbox.ts: `node scripts/sandbox-smoke.ts`.
+ * Smoke test for fakes/sandbox.ts: `node scripts/sandbox-smoke.ts`.
  * Prints `sandbox smoke: N passed, M failed`; exits non-zero on any failure.
  */
 import assert from "node:assert/strict";
+import type { Fault, ReceivedRequest, SandboxUser } from "../fakes/sandbox.ts";
+import { DEMO_USERS, startSandbox } from "../fakes/sandbox.ts";
 import { checklist } from "./lib/cli.ts";
-import type { Fault, ReceivedRequest, SandboxUser } from "./sandbox.ts";
-import { DEMO_USERS, startSandbox } from "./sandbox.ts";
 
 const logs: string[] = [];
 const sb = await startSandbox({ log: (line) => logs.push(line) });

@@ -1,6 +1,6 @@
 /**
  * Operators' token CLI: `npm run token -- create|list|show|revoke [flags]` (`--help` for usage).
- * All token logic lives in src/tokens.ts; this file parses flags, picks the KV store and prints.
+ * All token logic lives in src/auth/tokens.ts; this file parses flags, picks the KV store and prints.
  * Exit codes: 0 done, 1 not found or failed, 2 usage error.
  */
 import path from "node:path";
@@ -14,7 +14,7 @@ import {
   revokeToken,
   SCOPES,
   type TokenIndexRecord,
-} from "../src/tokens.ts";
+} from "../src/auth/tokens.ts";
 import { isMain } from "./lib/cli.ts";
 import { openLocalKv, persistRoot, wranglerKv } from "./lib/kv.ts";
 import { checkCreate, checkId, clean, type Flags, OPTIONS, UsageError } from "./lib/token-input.ts";

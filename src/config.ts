@@ -1,5 +1,5 @@
-import { ProblemError } from "./errors.ts";
-import { FIELDS, type Field } from "./tokens.ts";
+import { FIELDS, type Field } from "./auth/tokens.ts";
+import { ProblemError } from "./http/errors.ts";
 
 /** Everything the Worker reads from its bindings, checked. The one place for configuration. */
 export interface Config {

@@ -5,15 +5,15 @@
 
 import { Hono } from "hono";
 import { methodNotAllowed } from "hono/method-not-allowed";
-import { accessLog } from "./access-log.ts";
-import type { AppEnv } from "./context.ts";
-import { cors, preflight } from "./cors.ts";
-import { notFound, onError, ProblemError, problemResponse } from "./errors.ts";
-import { requestId } from "./request-id.ts";
-import { audit } from "./routes/audit.ts";
-import { health } from "./routes/health.ts";
-import { openapi } from "./routes/openapi.ts";
-import { users } from "./routes/users.ts";
+import { audit } from "./audit/routes.ts";
+import { accessLog } from "./http/access-log.ts";
+import type { AppEnv } from "./http/context.ts";
+import { cors, preflight } from "./http/cors.ts";
+import { notFound, onError, ProblemError, problemResponse } from "./http/errors.ts";
+import { requestId } from "./http/request-id.ts";
+import { health } from "./meta/health.ts";
+import { openapi } from "./meta/openapi.ts";
+import { users } from "./users/route.ts";
 
 export const app = new Hono<AppEnv>({ strict: true });
 

@@ -1,7 +1,7 @@
 import { env } from "cloudflare:test";
 import { expect } from "vitest";
-import type { AuditDetail, AuditSummary } from "../src/audit.ts";
-import { findToken, type NewToken } from "../src/tokens.ts";
+import type { AuditDetail, AuditSummary } from "../src/audit/store.ts";
+import { findToken, type NewToken } from "../src/auth/tokens.ts";
 import { mint, send } from "./helpers.ts";
 
 /** Mints a real token and returns its secret and public id. */

@@ -1,7 +1,7 @@
 import { env } from "cloudflare:test";
 import { beforeAll, describe, expect, it } from "vitest";
-import { type AuditEntry, newAuditId, writeEntry, writeOutcome } from "../src/audit.ts";
-import { NDJSON } from "../src/routes/audit.ts";
+import { NDJSON } from "../src/audit/routes.ts";
+import { type AuditEntry, newAuditId, writeEntry, writeOutcome } from "../src/audit/store.ts";
 import { reviewAll, reviewerToken } from "./audit-helpers.ts";
 import { send } from "./helpers.ts";
 

@@ -1,13 +1,13 @@
 import { env } from "cloudflare:test";
 import { Hono } from "hono";
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { type AuditEntry, auditKeys } from "../src/audit.ts";
-import { recordRefusal, refusalOutcome } from "../src/audit-hooks.ts";
-import { bearerAuth } from "../src/auth.ts";
+import { recordRefusal, refusalOutcome } from "../src/audit/record.ts";
+import { type AuditEntry, auditKeys } from "../src/audit/store.ts";
+import { bearerAuth } from "../src/auth/authenticate.ts";
 import { configOf } from "../src/config.ts";
-import type { AppEnv } from "../src/context.ts";
-import { onError, ProblemError } from "../src/errors.ts";
-import { requestId } from "../src/request-id.ts";
+import type { AppEnv } from "../src/http/context.ts";
+import { onError, ProblemError } from "../src/http/errors.ts";
+import { requestId } from "../src/http/request-id.ts";
 import { auditKeysUnder, dumpAudit, mintWithId, review, uniqueEmail } from "./audit-helpers.ts";
 import { patchUser, send, spyUpstream } from "./helpers.ts";
 

@@ -1,5 +1,6 @@
 import { env } from "cloudflare:test";
 import { beforeAll, describe, expect, it, vi } from "vitest";
+import { NDJSON } from "../src/audit/routes.ts";
 import {
   type AuditEntry,
   type AuditOutcome,
@@ -7,8 +8,7 @@ import {
   newAuditId,
   writeEntry,
   writeOutcome,
-} from "../src/audit.ts";
-import { NDJSON } from "../src/routes/audit.ts";
+} from "../src/audit/store.ts";
 import { failingReads, review, reviewAll, reviewerToken } from "./audit-helpers.ts";
 import { expectProblem, mint, send } from "./helpers.ts";
 

@@ -1,6 +1,7 @@
 import { createExecutionContext, env, waitOnExecutionContext } from "cloudflare:test";
 import fc from "fast-check";
 import { afterEach, describe, expect, it, vi } from "vitest";
+import { clip, maskName, maskPhone, scrub } from "../src/audit/mask.ts";
 import {
   AUDIT_ID,
   type AuditEntry,
@@ -9,10 +10,9 @@ import {
   expirationFor,
   newAuditId,
   writeEntry,
-} from "../src/audit.ts";
-import { clip, maskName, maskPhone, scrub } from "../src/audit-mask.ts";
-import { normalizeEmail } from "../src/email.ts";
+} from "../src/audit/store.ts";
 import worker from "../src/index.ts";
+import { normalizeEmail } from "../src/users/email.ts";
 import { dumpAudit, mintWithId, review, reviewOne, sandboxNetwork, uniqueEmail } from "./audit-helpers.ts";
 import { expectProblem, patchUser, spyUpstream } from "./helpers.ts";
 

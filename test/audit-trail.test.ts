@@ -1,6 +1,6 @@
 import { env } from "cloudflare:test";
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { type AuditEntry, auditKeys, newAuditId, writeEntry } from "../src/audit.ts";
+import { type AuditEntry, auditKeys, newAuditId, writeEntry } from "../src/audit/store.ts";
 import {
   auditKeysUnder,
   dumpAudit,
@@ -121,7 +121,7 @@ describe("each outcome is recorded", () => {
     it(`${outcome} when Village answers ${JSON.stringify(fault)}`, async () => {
       const email = uniqueEmail();
       const bindings = await sandboxNetwork([email]);
-      // A reset is retried once (src/upstream.ts): it must happen twice to be the outcome.
+      // A reset is retried once (src/users/upstream.ts): it must happen twice to be the outcome.
       const faults = "action" in fault && fault.action === "reset" ? [fault, fault] : [fault];
       await sandboxFaults(bindings.VILLAGE_NETWORK_ID ?? "", faults);
       const { secret } = await mintWithId(["users:write"]);

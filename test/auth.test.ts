@@ -1,7 +1,7 @@
 import { env } from "cloudflare:test";
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { MAX_JWT_LENGTH } from "../src/jwt.ts";
-import { generateSecret, hashSecret, listTokens, revokeToken } from "../src/tokens.ts";
+import { MAX_JWT_LENGTH } from "../src/auth/jwt.ts";
+import { generateSecret, hashSecret, listTokens, revokeToken } from "../src/auth/tokens.ts";
 import { captureLogs, expectProblem, mint, type Problem, patchUser, send, spyUpstream } from "./helpers.ts";
 
 afterEach(() => vi.restoreAllMocks());

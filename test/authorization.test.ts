@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { canTouchDomain, canWriteField, type TokenPrincipal } from "../src/auth.ts";
+import { canTouchDomain, canWriteField, type TokenPrincipal } from "../src/auth/authenticate.ts";
 import { expectProblem, mint, patchUser, spyUpstream } from "./helpers.ts";
 
 afterEach(() => vi.restoreAllMocks());

@@ -11,7 +11,7 @@ import {
   USER_AUTH_BINDINGS,
   userAuthOf,
 } from "../src/config.ts";
-import { ProblemError } from "../src/errors.ts";
+import { ProblemError } from "../src/http/errors.ts";
 import { captureLogs, expectProblem, mint, patchUser, spyUpstream } from "./helpers.ts";
 
 afterEach(() => vi.restoreAllMocks());

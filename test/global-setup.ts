@@ -1,5 +1,5 @@
 import type { TestProject } from "vitest/node";
-import { startSandbox } from "../scripts/sandbox.ts";
+import { startSandbox } from "../fakes/sandbox.ts";
 
 /** The canary Village key (set in vitest.config.ts): no response, log line or audit entry may contain it. */
 const CANARY_KEY = process.env.VILLAGE_EDGE_CANARY_KEY ?? `canary-village-key-${crypto.randomUUID()}`;

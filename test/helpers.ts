@@ -1,8 +1,8 @@
 import { createExecutionContext, env, waitOnExecutionContext } from "cloudflare:test";
 import { expect, vi } from "vitest";
-import type { Fault, ReceivedRequest } from "../scripts/sandbox-types.ts";
+import type { Fault, ReceivedRequest } from "../fakes/sandbox-types.ts";
+import { createToken, type NewToken } from "../src/auth/tokens.ts";
 import worker from "../src/index.ts";
-import { createToken, type NewToken } from "../src/tokens.ts";
 
 export const ORIGIN = "https://edge.test";
 

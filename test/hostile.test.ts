@@ -5,7 +5,7 @@
  */
 import { env } from "cloudflare:test";
 import { afterEach, beforeAll, describe, expect, it, vi } from "vitest";
-import { hashSecret } from "../src/tokens.ts";
+import { hashSecret } from "../src/auth/tokens.ts";
 import { expectProblem, mint, send, spyUpstream } from "./helpers.ts";
 
 afterEach(() => vi.restoreAllMocks());

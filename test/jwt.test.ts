@@ -1,6 +1,6 @@
 import { afterEach, beforeAll, describe, expect, it, vi } from "vitest";
-import { actorOf, type Principal } from "../src/auth.ts";
-import { MIN_REFRESH_MS } from "../src/jwks.ts";
+import { actorOf, type Principal } from "../src/auth/authenticate.ts";
+import { MIN_REFRESH_MS } from "../src/auth/jwks.ts";
 import { expectProblem, mint, patchUser } from "./helpers.ts";
 import {
   AUDIENCE,

@@ -6,11 +6,12 @@
  */
 import { env } from "cloudflare:test";
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { MAX_BODY_BYTES } from "../src/body.ts";
-import { problemCatalog, problemTypeUri } from "../src/errors.ts";
+import { generateSecret } from "../src/auth/tokens.ts";
+import { MAX_BODY_BYTES } from "../src/http/body.ts";
+import { problemCatalog, problemTypeUri } from "../src/http/errors.ts";
 import { app } from "../src/index.ts";
-import { AcceptedSchema, buildOpenApi, ProblemSchema } from "../src/openapi.ts";
-import { AuditDetailSchema, AuditPageSchema } from "../src/openapi-audit.ts";
+import { AuditDetailSchema, AuditPageSchema } from "../tools/openapi/audit.ts";
+import { AcceptedSchema, buildOpenApi, ProblemSchema } from "../tools/openapi/document.ts";
 import {
   ACCEPTED_EXAMPLES,
   AUDIT_EXAMPLES,
@@ -19,8 +20,7 @@ import {
   PROBLEM_EXAMPLES,
   type ProblemBody,
   ROUTE_EXAMPLES,
-} from "../src/openapi-examples.ts";
-import { generateSecret } from "../src/tokens.ts";
+} from "../tools/openapi/examples.ts";
 import { mint, patchUser, send, spyUpstream } from "./helpers.ts";
 
 afterEach(() => vi.restoreAllMocks());
@@ -128,7 +128,7 @@ function documentedExamples(node: unknown, out = new Map<string, unknown[]>()): 
 }
 
 describe("GET /openapi.json", () => {
-  it("serves exactly what src/openapi.ts builds from the current schemas (run `npm run openapi`)", async () => {
+  it("serves exactly what tools/openapi/document.ts builds from the current schemas (run `npm run openapi`)", async () => {
     expect(await served()).toEqual(buildOpenApi());
   });
 

@@ -2,8 +2,8 @@ import { env } from "cloudflare:test";
 import fc from "fast-check";
 import { afterEach, beforeAll, describe, expect, it, vi } from "vitest";
 import type { Config } from "../src/config.ts";
-import { ProblemError } from "../src/errors.ts";
-import { buildUpstreamRequest } from "../src/upstream.ts";
+import { ProblemError } from "../src/http/errors.ts";
+import { buildUpstreamRequest } from "../src/users/upstream.ts";
 import { expectProblem, mint, ORIGIN, send, spyUpstream } from "./helpers.ts";
 
 afterEach(() => vi.restoreAllMocks());

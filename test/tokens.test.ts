@@ -12,7 +12,7 @@ import {
   revokeToken,
   TOKEN_LENGTH,
   TOKEN_PATTERN,
-} from "../src/tokens.ts";
+} from "../src/auth/tokens.ts";
 
 /** CRC-32 (IEEE), bit by bit: an independent check of the table-driven one in src/. */
 function crc32(text: string): string {

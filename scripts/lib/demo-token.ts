@@ -5,7 +5,7 @@
  */
 import { readFile, rm, writeFile } from "node:fs/promises";
 import path from "node:path";
-import { createToken, revokeToken } from "../../src/tokens.ts";
+import { createToken, revokeToken } from "../../src/auth/tokens.ts";
 import { openLocalKv, persistRoot } from "./kv.ts";
 
 const FILE = "village-edge-demo-token.json";

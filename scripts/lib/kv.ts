@@ -1,5 +1,5 @@
 /**
- * KV access for the Node-side tools (token CLI, `npm start`), shaped as `KvLike` from src/tokens.ts.
+ * KV access for the Node-side tools (token CLI, `npm start`), shaped as `KvLike` from src/auth/tokens.ts.
  * - {@link openLocalKv}: wrangler's own local state (the one `wrangler dev` reads), through
  *   `getPlatformProxy`, so one workerd start serves every operation of a command.
  * - {@link wranglerKv}: `wrangler kv key get|put|delete|list` subprocesses, one per operation;
@@ -9,7 +9,7 @@ import { spawn } from "node:child_process";
 import { createRequire } from "node:module";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
-import type { KvLike } from "../../src/tokens.ts";
+import type { KvLike } from "../../src/auth/tokens.ts";
 
 /** The project root (the folder holding wrangler.toml). */
 export const PROJECT_ROOT = fileURLToPath(new URL("../../", import.meta.url));

@@ -6,7 +6,7 @@
 import type { Sent } from "./load-client.ts";
 import type { Planned } from "./load-plan.ts";
 
-/** One request the sandbox recorded (scripts/sandbox.ts `ReceivedRequest`, the parts used here). */
+/** One request the sandbox recorded (fakes/sandbox.ts `ReceivedRequest`, the parts used here). */
 export interface Received {
   email: string;
   body: string;
@@ -14,7 +14,7 @@ export interface Received {
   headers: Record<string, string>;
 }
 
-/** One entry as `GET /audit` lists it (src/audit.ts `AuditSummary`, the parts used here). */
+/** One entry as `GET /audit` lists it (src/audit/store.ts `AuditSummary`, the parts used here). */
 export interface AuditSummary {
   id: string;
   request_id: string;

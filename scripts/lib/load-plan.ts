@@ -3,7 +3,7 @@
  * (status, problem type, whether it reaches Village, what the audit trail must show), shuffled
  * by a seeded generator so one seed always gives the same mix in the same order.
  */
-import { generateSecret } from "../../src/tokens.ts";
+import { generateSecret } from "../../src/auth/tokens.ts";
 
 /** Which token a request presents. `writer`/`phone`/`reader` are minted by the token CLI. */
 export type TokenKind = "writer" | "phone" | "reader" | "none" | "unknown" | "garbage";

@@ -1,9 +1,9 @@
 /**
  * The token CLI's command line: its flags, and the checks that turn them into a `NewToken` or a
- * token id before any store is opened. Value rules come from src/tokens.ts (`buildRecord`).
+ * token id before any store is opened. Value rules come from src/auth/tokens.ts (`buildRecord`).
  */
 import type { parseArgs } from "node:util";
-import { buildRecord, type NewToken, SCOPES } from "../../src/tokens.ts";
+import { buildRecord, type NewToken, SCOPES } from "../../src/auth/tokens.ts";
 
 /** Bad command line or input: exit 2. */
 export class UsageError extends Error {}
@@ -52,7 +52,7 @@ export function parseExpires(raw: string, now = Date.now()): Date {
   return new Date(at);
 }
 
-/** Checks one --domain/--origin value with the same rules the token record uses (src/tokens.ts). */
+/** Checks one --domain/--origin value with the same rules the token record uses (src/auth/tokens.ts). */
 function checkValue(flag: "domain" | "origin", value: string): void {
   try {
     buildRecord({ name: "check", scopes: ["audit:read"], [`${flag}s`]: [value] });

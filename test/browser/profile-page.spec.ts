@@ -6,8 +6,8 @@
 import { existsSync } from "node:fs";
 import { type Browser, type BrowserContext, chromium, type Page } from "playwright-core";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import type { ReceivedRequest, SandboxUser } from "../../fakes/sandbox.ts";
 import { type ProfileDemo, startProfileDemo } from "../../scripts/profile-demo.ts";
-import type { ReceivedRequest, SandboxUser } from "../../scripts/sandbox.ts";
 
 const CHROMIUM = "/usr/bin/chromium";
 const ARGS = [

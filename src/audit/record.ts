@@ -1,0 +1,193 @@
+/**
+ * Where `PATCH /users/:email` meets the audit trail (DESIGN invariant 5): the intent is
+ * written and awaited before forwarding, the outcome is written after it under its own key,
+ * and a refusal of a request that presented a valid token gets one entry.
+ */
+import type { Context } from "hono";
+import type { Principal } from "../auth/authenticate.ts";
+import { FIELDS } from "../auth/tokens.ts";
+import type { AppEnv } from "../http/context.ts";
+import { ProblemError } from "../http/errors.ts";
+import { logEvent } from "../http/log.ts";
+import { type Changes, changedFields } from "../users/changes.ts";
+import { parseEmailSegment, rawEmailSegment, type TargetEmail } from "../users/email.ts";
+import type { UpstreamResult } from "../users/upstream.ts";
+import { auditValues, clip, scrub } from "./mask.ts";
+import {
+  type AuditEntry,
+  type AuditOutcomeRecord,
+  newAuditId,
+  type RefusalOutcome,
+  withRetry,
+  writeEntry,
+  writeOutcome,
+} from "./store.ts";
+
+/** Byte limits of the header copies kept in an entry's value. */
+const HEADER_MAX = { Origin: 256, "CF-Connecting-IP": 64, "User-Agent": 256 } as const;
+
+type Ctx = Context<AppEnv>;
+
+/**
+ * Who acted: a token's public id and name, or for a signed-in user `user:<sub>` (percent-encoded,
+ * so a `:` in a subject cannot reach into another actor's index keys) and a fixed name.
+ */
+function actorFields(p: Principal, secrets: string[]): { token_id: string; token_name: string } {
+  if (p.kind === "token") return { token_id: p.tokenId, token_name: scrub(p.tokenName, secrets) };
+  return {
+    token_id: clip(`user:${encodeURIComponent(scrub(p.subject, secrets))}`, 160),
+    token_name: "end-user JWT",
+  };
+}
+
+/** What every entry holds about the request and its (valid) token; scrubbed of secrets. */
+function baseEntry(c: Ctx): AuditEntry {
+  const cfg = c.get("config");
+  const principal = c.get("principal");
+  const secrets = [cfg.villageApiKey];
+  const header = (name: keyof typeof HEADER_MAX) => {
+    const value = c.req.header(name);
+    return value ? clip(scrub(value, secrets), HEADER_MAX[name]) : undefined;
+  };
+  const now = Date.now();
+  return {
+    v: 1,
+    id: newAuditId(now),
+    request_id: scrub(c.get("requestId"), secrets),
+    time: new Date(now).toISOString(),
+    ...actorFields(principal, secrets),
+    origin: header("Origin"),
+    ip: header("CF-Connecting-IP"),
+    user_agent: header("User-Agent"),
+    fields: [],
+    values_mode: cfg.auditValues,
+  };
+}
+
+/**
+ * Writes the intent of a change and waits for KV to take it. Throws a 503 when it could not
+ * be written: the caller must then not forward the change. Sets `auditId`.
+ */
+export async function recordIntent(c: Ctx, target: TargetEmail, changes: Changes): Promise<AuditEntry> {
+  const cfg = c.get("config");
+  const entry: AuditEntry = {
+    ...baseEntry(c),
+    email: target.address,
+    fields: changedFields(changes),
+    values: auditValues(changes, cfg.auditValues, [cfg.villageApiKey]),
+  };
+  try {
+    await writeEntry(c.env.AUDIT, entry, cfg.auditRetentionDays);
+  } catch (err) {
+    throw new ProblemError(
+      "service-unavailable",
+      "The change could not be recorded in the audit trail, so it was not forwarded; try again later.",
+      {
+        headers: { "Retry-After": "5" },
+        logDetail: `audit intent not written, not forwarded: ${String(err)}`,
+      },
+    );
+  }
+  c.set("auditId", entry.id);
+  return entry;
+}
+
+/**
+ * Records what came of a forwarded change, after the response, retried; a lost outcome is
+ * logged as an error with everything it would have said.
+ */
+export function recordOutcome(c: Ctx, intent: AuditEntry, result: UpstreamResult): void {
+  const record: AuditOutcomeRecord = {
+    v: 1,
+    id: intent.id,
+    time: new Date().toISOString(),
+    // A refused Village key is an upstream failure to reviewers; operators see it in the logs.
+    outcome: result.outcome === "village_auth_failed" ? "upstream_error" : result.outcome,
+    upstream_status: result.status,
+    latency_ms: result.latencyMs,
+  };
+  const days = c.get("config").auditRetentionDays;
+  c.executionCtx.waitUntil(
+    withRetry(() => writeOutcome(c.env.AUDIT, record, days)).catch((err) =>
+      logEvent("error", "audit_outcome_lost", c, {
+        audit_id: record.id,
+        outcome: record.outcome,
+        upstream_status: record.upstream_status,
+        latency_ms: record.latency_ms,
+        error: String(err),
+      }),
+    ),
+  );
+}
+
+/**
+ * The outcome a refusal is recorded with, or undefined when it is not recorded: server
+ * errors (nothing was decided about the caller) and errors flagged `skipAudit` (floods).
+ */
+export function refusalOutcome(err: ProblemError): RefusalOutcome | undefined {
+  if (err.skipAudit || err.status < 400 || err.status >= 500) return undefined;
+  if (err.status === 429) return "rate_limited";
+  if (err.status === 401 || err.status === 403) return "denied";
+  return "invalid";
+}
+
+/** The target of a refusal: the validated one, else the path's if it is valid. */
+function refusalTarget(c: Ctx): TargetEmail | undefined {
+  const validated: TargetEmail | undefined = c.get("target");
+  if (validated) return validated;
+  try {
+    return parseEmailSegment(rawEmailSegment(c.req.url));
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Field names a body that failed validation tried to change. Only known field names are
+ * kept: an unknown key is caller text and could be anything, a token included.
+ */
+async function attemptedFields(c: Ctx, err: ProblemError) {
+  if (err.type !== "validation-failed") return []; // only then was the body read and parsed
+  const body: unknown = await c.req.json().catch(() => undefined);
+  if (typeof body !== "object" || body === null || Array.isArray(body)) return [];
+  return FIELDS.filter((f) => Object.hasOwn(body, f));
+}
+
+/**
+ * Call with whatever `PATCH /users/:email` threw. A refusal (a {@link ProblemError} with a 4xx
+ * status, before any intent was written) gets one entry, written after the response, but only
+ * once authentication established a principal: requests without a valid token are logged,
+ * never written to KV.
+ */
+export function recordRefusal(c: Ctx, err: unknown): void {
+  const principal: Principal | undefined = c.get("principal");
+  if (!principal || !(err instanceof ProblemError) || c.get("auditId") !== undefined) return;
+  const outcome = refusalOutcome(err);
+  if (!outcome) return;
+  const cfg = c.get("config");
+  const changes = c.get("changes");
+  let entry: AuditEntry | undefined;
+  const write = async () => {
+    entry = {
+      ...baseEntry(c),
+      email: refusalTarget(c)?.address,
+      fields: changes ? changedFields(changes) : await attemptedFields(c, err),
+      values: changes ? auditValues(changes, cfg.auditValues, [cfg.villageApiKey]) : undefined,
+      outcome,
+      reason: err.type,
+    };
+    const written = entry;
+    await withRetry(() => writeEntry(c.env.AUDIT, written, cfg.auditRetentionDays));
+  };
+  c.executionCtx.waitUntil(
+    write().catch((error) =>
+      logEvent("error", "audit_refusal_lost", c, {
+        audit_id: entry?.id,
+        outcome,
+        reason: err.type,
+        token_id: entry?.token_id,
+        error: String(error),
+      }),
+    ),
+  );
+}

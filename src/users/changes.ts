@@ -1,0 +1,93 @@
+/**
+ * The body of `PATCH /users/:email`: schema, normalization and the field errors
+ * it produces. The same schema feeds `/openapi.json`.
+ */
+import * as z from "zod/mini";
+import { FIELDS } from "../auth/tokens.ts";
+import type { FieldError } from "../http/errors.ts";
+import { INTERNATIONAL_FORMAT, possibleE164 } from "./phone.ts";
+
+export const NAME_MAX = 100;
+/** Largest request body read, in bytes; three 100-character names fit many times over. */
+export const MAX_BODY_BYTES = 8 * 1024;
+
+/** Control, line/paragraph separator and bidi-override characters are refused in names. */
+// biome-ignore lint/suspicious/noControlCharactersInRegex: refusing control characters is the point
+const FORBIDDEN_IN_NAME = /[\u0000-\u001f\u007f-\u009f\u2028\u2029\u202a-\u202e\u2066-\u2069]/;
+
+const name = z.pipe(
+  z.string(),
+  z.transform((input: string, ctx) => {
+    const value = input.normalize("NFC").trim();
+    const length = [...value].length;
+    let message: string | undefined;
+    // A lone surrogate (`"\ud800"` is valid JSON) is not text: refuse it rather than forward it.
+    if (!value.isWellFormed()) message = "Must be valid Unicode text.";
+    else if (length < 1) message = "Must not be empty.";
+    else if (length > NAME_MAX) message = `Must be at most ${NAME_MAX} characters.`;
+    else if (FORBIDDEN_IN_NAME.test(value)) message = "Must not contain control characters.";
+    if (message) {
+      ctx.issues.push({ code: "custom", message, input });
+      return z.NEVER;
+    }
+    return value;
+  }),
+);
+
+const phone = z.pipe(
+  z.string(),
+  z.transform((input: string, ctx) => {
+    const value = input.trim();
+    const e164 = INTERNATIONAL_FORMAT.test(value) ? possibleE164(value) : undefined;
+    if (e164 === undefined) {
+      ctx.issues.push({
+        code: "custom",
+        message: "Must be a phone number in international format, such as +15555555555.",
+        input,
+      });
+      return z.NEVER;
+    }
+    return e164;
+  }),
+);
+
+/** The change a caller may request. Strict: unknown keys are refused, never dropped. */
+export const ChangeSchema = z
+  .strictObject({
+    first_name: z.optional(name),
+    last_name: z.optional(name),
+    phone_number: z.optional(phone),
+  })
+  .check(
+    z.refine((o) => Object.keys(o).length > 0, {
+      message: `At least one of ${FIELDS.join(", ")} is required.`,
+    }),
+  );
+
+export type Changes = z.output<typeof ChangeSchema>;
+
+/** Turns zod issues into the `errors[]` of a validation problem. */
+export function toFieldErrors(issues: readonly z.core.$ZodIssue[]): FieldError[] {
+  const out: FieldError[] = [];
+  for (const issue of issues) {
+    const keys =
+      issue.code === "unrecognized_keys" ? issue.keys.map((k) => [...issue.path, k]) : [issue.path];
+    for (const path of keys) {
+      const field = path.map(String).join(".");
+      out.push({
+        field,
+        pointer: path.length
+          ? `/${path.map((p) => String(p).replace(/~/g, "~0").replace(/\//g, "~1")).join("/")}`
+          : "",
+        detail:
+          issue.code === "unrecognized_keys"
+            ? "Unknown field; only first_name, last_name and phone_number can be changed."
+            : issue.message,
+      });
+    }
+  }
+  return out;
+}
+
+/** The fields a validated change sets, in the canonical order. */
+export const changedFields = (changes: Changes) => FIELDS.filter((f) => changes[f] !== undefined);

@@ -1,0 +1,110 @@
+/** `PATCH /users/:email`: validate, authorize, forward to Village, answer. */
+import { type Context, Hono } from "hono";
+import { recordIntent, recordOutcome, recordRefusal } from "../audit/record.ts";
+import {
+  assertMayTouch,
+  authenticate,
+  canWriteAny,
+  canWriteField,
+  insufficientScope,
+} from "../auth/authenticate.ts";
+import { limitCaller, limitPhoneChange } from "../auth/rate-limit.ts";
+import { configOf } from "../config.ts";
+import { readJsonBody } from "../http/body.ts";
+import type { AppEnv } from "../http/context.ts";
+import { ProblemError } from "../http/errors.ts";
+import { logEvent } from "../http/log.ts";
+import { respondJson } from "../http/respond.ts";
+import { ChangeSchema, type Changes, changedFields } from "./changes.ts";
+import { parseEmailSegment, rawEmailSegment, type TargetEmail } from "./email.ts";
+import { buildUpstreamRequest, sendUpstream, type UpstreamResult } from "./upstream.ts";
+
+/** Turns an upstream result that is not a success into the caller's problem. */
+function upstreamProblem(result: UpstreamResult): ProblemError {
+  switch (result.outcome) {
+    case "not_found":
+      return new ProblemError("user-not-found", "Village has no user with this email in the network.");
+    case "rejected_by_village":
+      return new ProblemError("village-rejected", "Village rejected the change.");
+    case "timeout":
+      return new ProblemError(
+        "gateway-timeout",
+        "Village did not answer in time; the change may or may not apply.",
+      );
+    default:
+      return new ProblemError("bad-gateway", "Village could not take the change; try again later.");
+  }
+}
+
+/** Who may touch which user: the caller must be able to change users, and this one. */
+function authorizeTarget(c: Context<AppEnv>): TargetEmail {
+  const principal = c.get("principal");
+  if (!canWriteAny(principal)) {
+    throw insufficientScope("This token cannot change users.", "users:write");
+  }
+  const target = parseEmailSegment(rawEmailSegment(c.req.url));
+  assertMayTouch(principal, target);
+  c.set("target", target);
+  return target;
+}
+
+/** Every field of the change must be one the caller may write: the whole change or nothing. */
+function authorizeFields(c: Context<AppEnv>, changes: Changes): void {
+  const principal = c.get("principal");
+  const denied = changedFields(changes).filter((f) => !canWriteField(principal, f));
+  if (denied.length > 0) {
+    throw insufficientScope(
+      `This token may not change ${denied.join(", ")}; the whole change was refused.`,
+      denied.map((f) => `users:write:${f}`).join(" "),
+    );
+  }
+}
+
+/** Records the intent, forwards the change to Village, records the outcome and answers. */
+async function forward(c: Context<AppEnv>, target: TargetEmail, changes: Changes): Promise<Response> {
+  const cfg = c.get("config");
+  const requestId = c.get("requestId");
+  const upstreamRequest = buildUpstreamRequest(cfg, target.address, changes, requestId);
+  const intent = await recordIntent(c, target, changes); // invariant 5: no intent, no forwarding
+  const result = await sendUpstream(upstreamRequest, cfg.upstreamTimeoutMs);
+  recordOutcome(c, intent, result);
+  c.set("upstream", { outcome: result.outcome, status: result.status });
+  if (result.outcome === "village_auth_failed") {
+    logEvent("error", "village_key_rejected", c, {
+      upstream_status: result.status,
+      detail: "Village refused our API key: check VILLAGE_API_KEY and VILLAGE_NETWORK_ID",
+    });
+  } else if (result.outcome !== "accepted") {
+    logEvent("warn", "upstream_failed", c, {
+      outcome: result.outcome,
+      upstream_status: result.status,
+      note: result.note,
+    });
+  }
+  if (result.outcome !== "accepted") throw upstreamProblem(result);
+  return respondJson(c, { status: "accepted", request_id: requestId, email: target.address, changes }, 202);
+}
+
+export const users = new Hono<AppEnv>();
+
+/**
+ * One handler, its steps plain calls in the order that refuses cheapest first: authenticate,
+ * rate-limit the caller, authorize the target, read and validate the body, authorize the
+ * fields, rate-limit phone changes, then forward. A refusal of a valid token is audited.
+ */
+users.patch("/:email", async function changeUser(c) {
+  c.set("config", configOf(c.env));
+  try {
+    await authenticate(c);
+    await limitCaller(c);
+    const target = authorizeTarget(c);
+    const changes = await readJsonBody(c, ChangeSchema, { detail: "The change is not valid." });
+    c.set("changes", changes);
+    authorizeFields(c, changes);
+    if (changes.phone_number !== undefined) await limitPhoneChange(c, target.address);
+    return await forward(c, target, changes);
+  } catch (err) {
+    recordRefusal(c, err);
+    throw err;
+  }
+});

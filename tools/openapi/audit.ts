@@ -1,0 +1,165 @@
+/**
+ * The review API's part of the contract (tools/openapi/document.ts): `GET /audit` and `GET /audit/{id}`.
+ * Query parameters come from `AuditQuerySchema`, the schema that validates them; the entry
+ * schemas below describe what the review API answers, and test/openapi.test.ts parses real
+ * answers with them.
+ */
+import * as z from "zod/mini";
+import { OUTCOMES } from "../../src/audit/store.ts";
+import { FIELDS } from "../../src/auth/tokens.ts";
+import { AUDIT_VALUES } from "../../src/config.ts";
+
+type Json = Record<string, unknown>;
+
+const NDJSON = "application/x-ndjson";
+
+const fields = z.array(z.enum(FIELDS));
+const values = z.optional(
+  z.object({
+    first_name: z.optional(z.string()),
+    last_name: z.optional(z.string()),
+    phone_number: z.optional(z.string()),
+  }),
+);
+
+/** What every entry starts with: which entry, when, which request, which caller. */
+const entryHead = {
+  id: z.string(),
+  time: z.string(),
+  request_id: z.string(),
+  token_id: z.string(),
+  token_name: z.string(),
+};
+/** What came of it. */
+const entryOutcome = {
+  outcome: z.enum(OUTCOMES),
+  reason: z.optional(z.string()),
+  upstream_status: z.optional(z.int()),
+  latency_ms: z.optional(z.number()),
+};
+
+/** One entry as `GET /audit` lists it (from key metadata, no value read). */
+export const AuditSummarySchema = z.object({
+  ...entryHead,
+  email: z.optional(z.string()),
+  fields,
+  ip: z.optional(z.string()),
+  origin: z.optional(z.string()),
+  ...entryOutcome,
+});
+
+/** A page of `GET /audit`: `cursor` is null on the last page (also in `X-Next-Cursor`). */
+export const AuditPageSchema = z.object({
+  entries: z.array(AuditSummarySchema),
+  cursor: z.nullable(z.string()),
+});
+
+/** One entry with everything stored about it, as `GET /audit/{id}` shows it. */
+export const AuditDetailSchema = z.object({
+  ...entryHead,
+  origin: z.optional(z.string()),
+  ip: z.optional(z.string()),
+  user_agent: z.optional(z.string()),
+  email: z.optional(z.string()),
+  fields,
+  values_mode: z.enum(AUDIT_VALUES),
+  values,
+  ...entryOutcome,
+  outcome_time: z.optional(z.string()),
+});
+
+const OUTCOME_TEXT =
+  "`pending` (forwarded, no outcome yet), `unknown` (no outcome long after), Village's outcomes (`accepted`, `not_found`, `rejected_by_village`, `upstream_error`, `timeout`) and refusals (`denied`, `invalid`, `rate_limited`).";
+
+/** The query parameters, one per property of the validating schema (input side). */
+export function auditParameters(query: Json): Json[] {
+  const properties = (query.properties ?? {}) as Record<string, Json>;
+  const describe: Record<string, string> = {
+    email: "Entries about this target address (compared normalized).",
+    token: "Entries made with this token id (`tok_…`) or signed-in user (`user:<subject>`).",
+    outcome: `Entries with this outcome: ${OUTCOME_TEXT}`,
+    request_id: "Entries of this request id.",
+    since: "Entries at or after this ISO 8601 date or date-time.",
+    until: "Entries at or before this ISO 8601 date or date-time.",
+    limit: "Most entries in the answer: 1 to 1000 (default 50 for JSON, 5000 for NDJSON).",
+    cursor: "The `cursor` of the previous page, to get the next one.",
+  };
+  return Object.entries(properties).map(([name, schema]) => ({
+    name,
+    in: "query",
+    required: false,
+    description: describe[name] ?? name,
+    schema,
+  }));
+}
+
+/** The path items, given the shared pieces of the document. */
+export function auditPaths(
+  parameters: Json[],
+  ref: (name: string) => Json,
+  problems: (status: number, description: string, headers?: Json) => Json,
+  REQUEST_ID: Json,
+): Json {
+  const security = [{ bearerToken: ["audit:read"] }];
+  const refused = {
+    "401": problems(401, "No valid token.", {
+      "WWW-Authenticate": { $ref: "#/components/headers/WWW-Authenticate" },
+    }),
+    "403": problems(403, "The token lacks the audit:read scope.", {
+      "WWW-Authenticate": { $ref: "#/components/headers/WWW-Authenticate" },
+    }),
+    "503": problems(503, "The audit trail is unavailable; try again later.", {
+      "Retry-After": { $ref: "#/components/headers/Retry-After" },
+    }),
+  };
+  return {
+    "/audit": {
+      get: {
+        operationId: "listAudit",
+        tags: ["audit"],
+        summary: "Review the audit trail, newest first, filtered; JSON pages or an NDJSON export",
+        description: `Field values are masked unless the operators configured otherwise; field names are always kept. With \`Accept: ${NDJSON}\` the answer is one entry per line (up to 5000), the next cursor in \`X-Next-Cursor\`. A page may hold fewer entries than asked, even none, while \`cursor\` is not null.`,
+        security,
+        parameters,
+        responses: {
+          "200": {
+            description: "A page of entries.",
+            headers: { "X-Request-Id": REQUEST_ID, "X-Next-Cursor": { schema: { type: "string" } } },
+            content: {
+              "application/json": { schema: ref("AuditPage") },
+              [NDJSON]: { schema: { type: "string", description: "One AuditSummary JSON object per line." } },
+            },
+          },
+          "400": problems(400, "A query parameter is not valid."),
+          ...refused,
+        },
+      },
+    },
+    "/audit/{id}": {
+      get: {
+        operationId: "showAudit",
+        tags: ["audit"],
+        summary: "One audit entry with its outcome",
+        security,
+        parameters: [
+          {
+            name: "id",
+            in: "path",
+            required: true,
+            description: "The entry's id, as listed (not the request id).",
+            schema: { type: "string" },
+          },
+        ],
+        responses: {
+          "200": {
+            description: "The entry.",
+            headers: { "X-Request-Id": REQUEST_ID },
+            content: { "application/json": { schema: ref("AuditDetail") } },
+          },
+          "404": problems(404, "No entry has this id."),
+          ...refused,
+        },
+      },
+    },
+  };
+}

@@ -26,8 +26,8 @@ import { Hono } from "hono";
 import { createToken, findToken, hashSecret, isWellFormedToken } from "../src/auth/tokens.ts";
 import { parseConfig } from "../src/config.ts";
 import worker from "../src/index.ts";
+import { parseEmailSegment } from "../src/model/email.ts";
 import { ChangeSchema } from "../src/users/changes.ts";
-import { parseEmailSegment } from "../src/users/email.ts";
 import { buildUpstreamRequest, USER_AGENT } from "../src/users/upstream.ts";
 import { memoryKv } from "./memory-kv.ts";
 

@@ -1,5 +1,5 @@
-import { FIELDS, type Field } from "./auth/tokens.ts";
 import { ProblemError } from "./http/errors.ts";
+import { FIELDS, type Field } from "./model/fields.ts";
 
 /** Everything the Worker reads from its bindings, checked. The one place for configuration. */
 export interface Config {
@@ -16,6 +16,13 @@ export interface Config {
   auditValues: AuditValues;
   /** How long audit entries live, in days (KV `expiration`). */
   auditRetentionDays: number;
+}
+
+declare module "hono" {
+  interface ContextVariableMap {
+    /** The checked configuration, set by a route that needs it (users/route.ts). */
+    config: Readonly<Config>;
+  }
 }
 
 /** How end-user JWTs are verified, and what a signed-in user may change on their own record. */

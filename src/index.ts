@@ -1,11 +1,13 @@
 /**
  * village-edge: a narrow, key-injecting door in front of Village's Patch User API.
- * Routes are assembled here; each lives in src/routes/.
+ * Middleware and routes are assembled here (docs/architecture.md); each route lives in its concern's folder.
  */
 
 import { Hono } from "hono";
 import { methodNotAllowed } from "hono/method-not-allowed";
 import { audit } from "./audit/routes.ts";
+import { callerOf } from "./auth/authenticate.ts";
+import { allowedOriginsOf } from "./config.ts";
 import { accessLog } from "./http/access-log.ts";
 import type { AppEnv } from "./http/context.ts";
 import { cors, preflight } from "./http/cors.ts";
@@ -17,9 +19,9 @@ import { users } from "./users/route.ts";
 
 export const app = new Hono<AppEnv>({ strict: true });
 
-app.use(accessLog());
+app.use(accessLog({ callerOf }));
 app.use(requestId());
-app.use("/users/*", cors());
+app.use("/users/*", cors({ allowedOrigins: allowedOriginsOf }));
 app.use(
   methodNotAllowed({
     app,
@@ -35,7 +37,7 @@ app.use(
 app.route("/healthz", health);
 app.route("/openapi.json", openapi);
 app.route("/users", users);
-app.options("/users/:email", preflight());
+app.options("/users/:email", preflight({ allowedOrigins: allowedOriginsOf }));
 app.route("/audit", audit);
 app.notFound(notFound);
 app.onError(onError);

@@ -1,6 +1,6 @@
 import { env } from "cloudflare:test";
 import { beforeAll, describe, expect, it } from "vitest";
-import { NDJSON } from "../src/audit/routes.ts";
+import { NDJSON } from "../src/audit/query-schema.ts";
 import { type AuditEntry, newAuditId, writeEntry, writeOutcome } from "../src/audit/store.ts";
 import { reviewAll, reviewerToken } from "./audit-helpers.ts";
 import { send } from "./helpers.ts";

@@ -1,6 +1,6 @@
 import { env } from "cloudflare:test";
 import { beforeAll, describe, expect, it, vi } from "vitest";
-import { NDJSON } from "../src/audit/routes.ts";
+import { NDJSON } from "../src/audit/query-schema.ts";
 import {
   type AuditEntry,
   type AuditOutcome,

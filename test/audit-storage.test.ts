@@ -1,7 +1,7 @@
 import { createExecutionContext, env, waitOnExecutionContext } from "cloudflare:test";
 import fc from "fast-check";
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { clip, maskName, maskPhone, scrub } from "../src/audit/mask.ts";
+import { maskName, maskPhone } from "../src/audit/mask.ts";
 import {
   AUDIT_ID,
   type AuditEntry,
@@ -12,7 +12,8 @@ import {
   writeEntry,
 } from "../src/audit/store.ts";
 import worker from "../src/index.ts";
-import { normalizeEmail } from "../src/users/email.ts";
+import { normalizeEmail } from "../src/model/email.ts";
+import { clip, scrub } from "../src/model/text.ts";
 import { dumpAudit, mintWithId, review, reviewOne, sandboxNetwork, uniqueEmail } from "./audit-helpers.ts";
 import { expectProblem, patchUser, spyUpstream } from "./helpers.ts";
 

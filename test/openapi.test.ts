@@ -7,9 +7,9 @@
 import { env } from "cloudflare:test";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { generateSecret } from "../src/auth/tokens.ts";
-import { MAX_BODY_BYTES } from "../src/http/body.ts";
 import { problemCatalog, problemTypeUri } from "../src/http/errors.ts";
 import { app } from "../src/index.ts";
+import { MAX_BODY_BYTES } from "../src/users/changes.ts";
 import { AuditDetailSchema, AuditPageSchema } from "../tools/openapi/audit.ts";
 import { AcceptedSchema, buildOpenApi, ProblemSchema } from "../tools/openapi/document.ts";
 import {

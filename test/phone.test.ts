@@ -1,6 +1,6 @@
 /**
- * The phone check is a port of libphonenumber-js (src/users/phone.ts) on reduced metadata
- * (src/users/phone-metadata.ts). Here the library itself, with its whole "min" metadata, is the oracle:
+ * The phone check is a port of libphonenumber-js (src/model/phone.ts) on reduced metadata
+ * (src/model/phone-metadata.ts). Here the library itself, with its whole "min" metadata, is the oracle:
  * for every input the schema lets through, the port must accept exactly what the library calls
  * possible, with the same E.164 form.
  */
@@ -9,7 +9,7 @@ import { parsePhoneNumberFromString } from "libphonenumber-js/min";
 import metadata from "libphonenumber-js/min/metadata";
 import examples from "libphonenumber-js/mobile/examples";
 import { describe, expect, it } from "vitest";
-import { callingCodeOf, INTERNATIONAL_FORMAT, possibleE164 } from "../src/users/phone.ts";
+import { callingCodeOf, INTERNATIONAL_FORMAT, possibleE164 } from "../src/model/phone.ts";
 
 /** What the library answers for text in international format: the E.164 form when possible. */
 function oracle(text: string): string | undefined {

@@ -1,6 +1,6 @@
 import { env } from "cloudflare:test";
 import { afterEach, beforeAll, describe, expect, it, vi } from "vitest";
-import { MAX_BODY_BYTES } from "../src/http/body.ts";
+import { MAX_BODY_BYTES } from "../src/users/changes.ts";
 import { expectProblem, mint, patchUser, send, spyUpstream } from "./helpers.ts";
 
 afterEach(() => vi.restoreAllMocks());

@@ -1,7 +1,7 @@
 /**
- * Generates `src/users/phone-metadata.ts`: libphonenumber-js's own "min" metadata, reduced to what
+ * Generates `src/model/phone-metadata.ts`: libphonenumber-js's own "min" metadata, reduced to what
  * parsing an international number and checking that it is possible needs. The Worker's phone
- * check (src/users/phone.ts, a port of the library's parsing) runs on it; the whole "min" set would
+ * check (src/model/phone.ts, a port of the library's parsing) runs on it; the whole "min" set would
  * be about a third of the Worker's gzip budget.
  *
  *   node tools/phone-metadata.ts           regenerate the file (after updating libphonenumber-js)
@@ -32,7 +32,7 @@ import { type MetadataJson, parsePhoneNumberFromString } from "libphonenumber-js
 import full from "libphonenumber-js/min/metadata";
 import examples from "libphonenumber-js/mobile/examples";
 
-const OUT = resolve(import.meta.dirname, "../src/users/phone-metadata.ts");
+const OUT = resolve(import.meta.dirname, "../src/model/phone-metadata.ts");
 const VERSION = (createRequire(import.meta.url)("libphonenumber-js/package.json") as { version: string })
   .version;
 
@@ -205,13 +205,13 @@ if (check) {
     // missing: stale
   }
   if (committed !== text) {
-    console.error("src/users/phone-metadata.ts is stale: run `node tools/phone-metadata.ts`");
+    console.error("src/model/phone-metadata.ts is stale: run `node tools/phone-metadata.ts`");
     process.exit(1);
   }
   console.log(
-    `src/users/phone-metadata.ts is current (libphonenumber-js ${VERSION}; ${inputs} inputs checked)`,
+    `src/model/phone-metadata.ts is current (libphonenumber-js ${VERSION}; ${inputs} inputs checked)`,
   );
 } else {
   writeFileSync(OUT, text);
-  console.log(`wrote src/users/phone-metadata.ts (${text.length} bytes; ${inputs} inputs checked)`);
+  console.log(`wrote src/model/phone-metadata.ts (${text.length} bytes; ${inputs} inputs checked)`);
 }

@@ -4,20 +4,20 @@
  * and a refusal of a request that presented a valid token gets one entry.
  */
 import type { Context } from "hono";
-import type { Principal } from "../auth/authenticate.ts";
-import { FIELDS } from "../auth/tokens.ts";
+import { actorId, type Principal } from "../auth/authenticate.ts";
 import type { AppEnv } from "../http/context.ts";
 import { ProblemError } from "../http/errors.ts";
 import { logEvent } from "../http/log.ts";
-import { type Changes, changedFields } from "../users/changes.ts";
-import { parseEmailSegment, rawEmailSegment, type TargetEmail } from "../users/email.ts";
-import type { UpstreamResult } from "../users/upstream.ts";
-import { auditValues, clip, scrub } from "./mask.ts";
+import { parseEmailSegment, rawEmailSegment, type TargetEmail } from "../model/email.ts";
+import { changedFields, FIELDS, type FieldValues } from "../model/fields.ts";
+import { clip, scrub } from "../model/text.ts";
+import { auditValues } from "./mask.ts";
 import {
   type AuditEntry,
   type AuditOutcomeRecord,
   newAuditId,
   type RefusalOutcome,
+  type UpstreamAuditOutcome,
   withRetry,
   writeEntry,
   writeOutcome,
@@ -26,18 +26,30 @@ import {
 /** Byte limits of the header copies kept in an entry's value. */
 const HEADER_MAX = { Origin: 256, "CF-Connecting-IP": 64, "User-Agent": 256 } as const;
 
+declare module "hono" {
+  interface ContextVariableMap {
+    /** The validated target of a user change (set by users/route.ts; a refusal records it). */
+    target?: TargetEmail;
+    /** The validated change, once the body passed validation (set by users/route.ts). */
+    changes?: FieldValues;
+    /** Set once the intent of a forwarded change is in the audit trail. */
+    auditId?: string;
+  }
+}
+
 type Ctx = Context<AppEnv>;
 
-/**
- * Who acted: a token's public id and name, or for a signed-in user `user:<sub>` (percent-encoded,
- * so a `:` in a subject cannot reach into another actor's index keys) and a fixed name.
- */
+/** What a forwarded change came to, as users/upstream.ts reports it (its `UpstreamResult` is one). */
+export interface ForwardResult {
+  outcome: UpstreamAuditOutcome | "village_auth_failed";
+  status?: number;
+  latencyMs: number;
+}
+
+/** Who acted: a token's public id and name, or for a signed-in user `user:<sub>` and a fixed name. */
 function actorFields(p: Principal, secrets: string[]): { token_id: string; token_name: string } {
-  if (p.kind === "token") return { token_id: p.tokenId, token_name: scrub(p.tokenName, secrets) };
-  return {
-    token_id: clip(`user:${encodeURIComponent(scrub(p.subject, secrets))}`, 160),
-    token_name: "end-user JWT",
-  };
+  const token_id = actorId(p, secrets);
+  return { token_id, token_name: p.kind === "token" ? scrub(p.tokenName, secrets) : "end-user JWT" };
 }
 
 /** What every entry holds about the request and its (valid) token; scrubbed of secrets. */
@@ -68,7 +80,7 @@ function baseEntry(c: Ctx): AuditEntry {
  * Writes the intent of a change and waits for KV to take it. Throws a 503 when it could not
  * be written: the caller must then not forward the change. Sets `auditId`.
  */
-export async function recordIntent(c: Ctx, target: TargetEmail, changes: Changes): Promise<AuditEntry> {
+export async function recordIntent(c: Ctx, target: TargetEmail, changes: FieldValues): Promise<AuditEntry> {
   const cfg = c.get("config");
   const entry: AuditEntry = {
     ...baseEntry(c),
@@ -96,7 +108,7 @@ export async function recordIntent(c: Ctx, target: TargetEmail, changes: Changes
  * Records what came of a forwarded change, after the response, retried; a lost outcome is
  * logged as an error with everything it would have said.
  */
-export function recordOutcome(c: Ctx, intent: AuditEntry, result: UpstreamResult): void {
+export function recordOutcome(c: Ctx, intent: AuditEntry, result: ForwardResult): void {
   const record: AuditOutcomeRecord = {
     v: 1,
     id: intent.id,
@@ -133,7 +145,7 @@ export function refusalOutcome(err: ProblemError): RefusalOutcome | undefined {
 
 /** The target of a refusal: the validated one, else the path's if it is valid. */
 function refusalTarget(c: Ctx): TargetEmail | undefined {
-  const validated: TargetEmail | undefined = c.get("target");
+  const validated = c.get("target");
   if (validated) return validated;
   try {
     return parseEmailSegment(rawEmailSegment(c.req.url));
@@ -146,9 +158,9 @@ function refusalTarget(c: Ctx): TargetEmail | undefined {
  * Field names a body that failed validation tried to change. Only known field names are
  * kept: an unknown key is caller text and could be anything, a token included.
  */
-async function attemptedFields(c: Ctx, err: ProblemError) {
+function attemptedFields(c: Ctx, err: ProblemError) {
   if (err.type !== "validation-failed") return []; // only then was the body read and parsed
-  const body: unknown = await c.req.json().catch(() => undefined);
+  const body = c.get("parsedBody");
   if (typeof body !== "object" || body === null || Array.isArray(body)) return [];
   return FIELDS.filter((f) => Object.hasOwn(body, f));
 }
@@ -171,7 +183,7 @@ export function recordRefusal(c: Ctx, err: unknown): void {
     entry = {
       ...baseEntry(c),
       email: refusalTarget(c)?.address,
-      fields: changes ? changedFields(changes) : await attemptedFields(c, err),
+      fields: changes ? changedFields(changes) : attemptedFields(c, err),
       values: changes ? auditValues(changes, cfg.auditValues, [cfg.villageApiKey]) : undefined,
       outcome,
       reason: err.type,

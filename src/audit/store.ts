@@ -3,9 +3,10 @@
  * single-entry read. Listing lives in audit-query.ts. Key layout: docs/storage.md.
  */
 
-import { type Field, toHex } from "../auth/tokens.ts";
+import { toHex } from "../auth/tokens.ts";
 import type { AuditValues } from "../config.ts";
-import { clip } from "./mask.ts";
+import type { Field } from "../model/fields.ts";
+import { clip } from "../model/text.ts";
 
 /** Outcomes of a change Village was asked to make. */
 export type UpstreamAuditOutcome =

@@ -3,10 +3,12 @@ import { userAuthOf } from "../config.ts";
 import type { AppEnv } from "../http/context.ts";
 import { ProblemError } from "../http/errors.ts";
 import { logEvent } from "../http/log.ts";
-import { normalizeEmail, type TargetEmail } from "../users/email.ts";
+import { normalizeEmail, type TargetEmail } from "../model/email.ts";
+import type { Field } from "../model/fields.ts";
+import { clip, scrub } from "../model/text.ts";
 import { JwksUnavailable } from "./jwks.ts";
 import { JWT_SHAPE, MAX_JWT_LENGTH, verifyUserJwt } from "./jwt.ts";
-import { type Field, findToken, isWellFormedToken, type Scope, TOKEN_PREFIX } from "./tokens.ts";
+import { findToken, isWellFormedToken, type Scope, TOKEN_PREFIX } from "./tokens.ts";
 
 /** A caller holding one of our opaque tokens. Carries the public id only, never the secret. */
 export interface TokenPrincipal {
@@ -32,10 +34,32 @@ export interface UserPrincipal {
 /** Who is calling. */
 export type Principal = TokenPrincipal | UserPrincipal;
 
+declare module "hono" {
+  interface ContextVariableMap {
+    /** Who is calling, once {@link authenticate} accepted the credential. */
+    principal: Principal;
+  }
+}
+
 /** The actor named in logs and audit entries: a token's public id or a user's `sub`. */
 export function actorOf(p: Principal): { kind: "token" | "user"; id: string } {
   return p.kind === "token" ? { kind: "token", id: p.tokenId } : { kind: "user", id: p.subject };
 }
+
+/**
+ * The caller's id as logs and the audit trail name it: a token's public id, or `user:<sub>`
+ * (percent-encoded, so a `:` in a subject cannot reach into another actor's index keys;
+ * scrubbed of `secrets` and of anything secret-shaped; at most 160 bytes).
+ */
+export function actorId(p: Principal, secrets: readonly string[] = []): string {
+  return p.kind === "token" ? p.tokenId : clip(`user:${encodeURIComponent(scrub(p.subject, secrets))}`, 160);
+}
+
+/** The request's caller id ({@link actorId}), or null before authentication established one. */
+export const callerOf = (c: Context): string | null => {
+  const principal: Principal | undefined = c.get("principal");
+  return principal ? actorId(principal) : null;
+};
 
 /** Longest `Authorization` header read at all: room for an identity provider's JWT. */
 const MAX_HEADER = MAX_JWT_LENGTH + 16;

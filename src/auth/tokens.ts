@@ -4,15 +4,13 @@
  * Key layout: docs/storage.md.
  */
 import * as z from "zod/mini";
+import { FIELDS } from "../model/fields.ts";
 
 /** Every token starts with this, so secret scanners can find leaked ones. */
 export const TOKEN_PREFIX = "vge_";
 /** `vge_` + 64 hex (256 random bits) + 8 hex CRC-32 checksum. */
 export const TOKEN_PATTERN = /^vge_[0-9a-f]{64}[0-9a-f]{8}$/;
 export const TOKEN_LENGTH = TOKEN_PREFIX.length + 72;
-
-export const FIELDS = ["first_name", "last_name", "phone_number"] as const;
-export type Field = (typeof FIELDS)[number];
 
 /** Scopes a token may hold. */
 export const SCOPES = [

@@ -1,7 +1,5 @@
 import type { Context, MiddlewareHandler } from "hono";
 import { matchedRoutes } from "hono/route";
-import { clip, scrub } from "../audit/mask.ts";
-import { actorOf, type Principal } from "../auth/authenticate.ts";
 import type { AppEnv } from "./context.ts";
 import { logEvent } from "./log.ts";
 
@@ -10,23 +8,27 @@ function handlerRoute(c: Context<AppEnv>): string | undefined {
   return matchedRoutes(c).findLast((route) => route.method !== "ALL")?.path;
 }
 
-/** The caller as the audit trail names it: a token's public id, or `user:<sub>` for a signed-in user. */
-function actorId(principal: Principal | undefined): string | null {
-  if (!principal) return null;
-  const actor = actorOf(principal);
-  return actor.kind === "token" ? actor.id : clip(`user:${encodeURIComponent(scrub(actor.id))}`, 160);
+declare module "hono" {
+  interface ContextVariableMap {
+    /** What the upstream answered, when the request reached it (set by users/route.ts). */
+    upstream?: { outcome: string; status?: number };
+  }
 }
+
+/** Names the caller of a request for the log line, or null when none was established. */
+export type CallerOf = (c: Context<AppEnv>) => string | null;
 
 /**
  * One structured JSON line per request, written once the response is ready: request id,
  * method, route pattern (never the path: it carries the target email), status, outcome, token
  * id (`user:<sub>` for a signed-in user, as in the audit trail), upstream status and latency. Never a token, the Village key or a field value.
  *
+ * `callerOf` names the caller (auth/ knows who it is; this layer does not).
  * `outcome` is what the request came to: the upstream outcome when it reached Village
  * (`accepted`, `not_found`, `timeout`, ...), else the problem type it was refused with
  * (`unauthorized`, `validation-failed`, ...), else `ok`.
  */
-export const accessLog = (): MiddlewareHandler<AppEnv> =>
+export const accessLog = ({ callerOf }: { callerOf: CallerOf }): MiddlewareHandler<AppEnv> =>
   async function accessLog(c, next) {
     const started = Date.now();
     await next();
@@ -36,7 +38,7 @@ export const accessLog = (): MiddlewareHandler<AppEnv> =>
       route: handlerRoute(c) ?? null,
       status,
       outcome: c.get("upstream")?.outcome ?? c.get("problem") ?? "ok",
-      token_id: actorId(c.get("principal")),
+      token_id: callerOf(c),
       upstream_status: c.get("upstream")?.status ?? null,
       latency_ms: Date.now() - started,
     });

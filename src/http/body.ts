@@ -1,11 +1,19 @@
 import type { Context } from "hono";
 import type * as z from "zod/mini";
-import { MAX_BODY_BYTES, toFieldErrors } from "../users/changes.ts";
 import { readAtMost } from "./bounded-read.ts";
 import type { AppEnv } from "./context.ts";
-import { ProblemError } from "./errors.ts";
+import { type FieldError, ProblemError } from "./errors.ts";
 
-export { MAX_BODY_BYTES } from "../users/changes.ts";
+declare module "hono" {
+  interface ContextVariableMap {
+    /**
+     * The body as {@link readJsonBody} parsed it, before validation: what later readers (the
+     * audit trail's refusal record) read, since the stream is consumed. Ours, not Hono's
+     * internal body cache.
+     */
+    parsedBody?: unknown;
+  }
+}
 
 /** Strict UTF-8: a malformed byte is an error, not U+FFFD. Reusable: each decode() starts afresh. */
 const utf8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: false });
@@ -38,13 +46,17 @@ async function readBounded(req: Request, max: number): Promise<Uint8Array> {
 /**
  * Requires an `application/json` body (415 otherwise), reads at most `maxBytes` of it whether
  * or not a length was declared (413), parses it once (400 `malformed-json`) and validates it
- * with `schema` (400 `validation-failed` with `errors[]`, and `detail` as given). Returns the
- * schema's output; `c.req.json()` still reads the body afterwards.
+ * with `schema` (400 `validation-failed` with `errors[]` from `fieldErrors`, and `detail` as
+ * given). Returns the schema's output; the parsed body stays in `parsedBody`.
  */
 export async function readJsonBody<S extends z.ZodMiniType>(
   c: Context<AppEnv>,
   schema: S,
-  { detail = "The body is not valid.", maxBytes = MAX_BODY_BYTES } = {},
+  {
+    detail,
+    maxBytes,
+    fieldErrors,
+  }: { detail: string; maxBytes: number; fieldErrors: (issues: readonly z.core.$ZodIssue[]) => FieldError[] },
 ): Promise<z.output<S>> {
   const type = c.req.header("Content-Type") ?? "";
   if (!JSON_MEDIA.test(type)) {
@@ -59,18 +71,16 @@ export async function readJsonBody<S extends z.ZodMiniType>(
   } catch {
     throw new ProblemError("malformed-json", "The body is not valid UTF-8.");
   }
-  // The body is consumed: later readers (c.req.json(), c.req.text()) get the checked text.
-  // Hono keeps promises in its body cache, though its type names the resolved values.
-  (c.req.bodyCache as { text?: Promise<string> }).text = Promise.resolve(text);
   let value: unknown;
   try {
     value = JSON.parse(text);
   } catch {
     throw new ProblemError("malformed-json", "The body is not valid JSON.");
   }
+  c.set("parsedBody", value);
   const result = schema.safeParse(value);
   if (!result.success) {
-    throw new ProblemError("validation-failed", detail, { errors: toFieldErrors(result.error.issues) });
+    throw new ProblemError("validation-failed", detail, { errors: fieldErrors(result.error.issues) });
   }
   return result.data;
 }

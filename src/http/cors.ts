@@ -4,7 +4,6 @@
  * `Access-Control-*` header at all. Responses that depend on `Origin` say so in `Vary`.
  */
 import type { Context, Handler, MiddlewareHandler } from "hono";
-import { allowedOriginsOf } from "../config.ts";
 import type { AppEnv } from "./context.ts";
 import { ProblemError } from "./errors.ts";
 import { respond } from "./respond.ts";
@@ -18,11 +17,16 @@ export const MAX_AGE_S = 600;
 /** Methods of the CORS-enabled resource, for `Allow` on a plain `OPTIONS`. */
 const ALLOW = "PATCH, OPTIONS";
 
-/** The request's `Origin` when it is exactly one of `ALLOWED_ORIGINS`, else null. */
-function allowedOrigin(c: Context<AppEnv>): string | null {
+/** The exact origins allowed, read from the bindings (config.ts's `allowedOriginsOf`). */
+export interface CorsOptions {
+  allowedOrigins: (env: Env) => readonly string[];
+}
+
+/** The request's `Origin` when it is exactly one of the allowed origins, else null. */
+function allowedOrigin(c: Context<AppEnv>, { allowedOrigins }: CorsOptions): string | null {
   const origin = c.req.header("Origin");
   if (origin === undefined) return null;
-  return allowedOriginsOf(c.env).includes(origin) ? origin : null;
+  return allowedOrigins(c.env).includes(origin) ? origin : null;
 }
 
 /**
@@ -31,9 +35,9 @@ function allowedOrigin(c: Context<AppEnv>): string | null {
  * problem+json bodies (every response is built by src/http/respond.ts, which adds them). No
  * credentials mode: callers send a bearer token, not cookies.
  */
-export const cors = (): MiddlewareHandler<AppEnv> =>
+export const cors = (options: CorsOptions): MiddlewareHandler<AppEnv> =>
   async function cors(c, next) {
-    const origin = allowedOrigin(c);
+    const origin = allowedOrigin(c, options);
     c.set(
       "responseHeaders",
       origin === null
@@ -52,12 +56,12 @@ export const cors = (): MiddlewareHandler<AppEnv> =>
  * headers it may use and a `Max-Age`; from any other origin a 403 without CORS headers, which
  * the browser treats as a refusal. A plain `OPTIONS` (no preflight) gets 204 with `Allow`.
  */
-export const preflight = (): Handler<AppEnv> =>
+export const preflight = (options: CorsOptions): Handler<AppEnv> =>
   function preflight(c) {
     const isPreflight =
       c.req.header("Origin") !== undefined && c.req.header("Access-Control-Request-Method") !== undefined;
     if (!isPreflight) return respond(c, null, 204, { Allow: ALLOW });
-    if (allowedOrigin(c) === null) {
+    if (allowedOrigin(c, options) === null) {
       throw new ProblemError("forbidden", "This origin may not call this service from a browser.", {
         headers: { Vary: "Access-Control-Request-Method, Access-Control-Request-Headers" },
       });

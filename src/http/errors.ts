@@ -5,6 +5,13 @@ import type { AppEnv } from "./context.ts";
 import { logEvent } from "./log.ts";
 import { respond } from "./respond.ts";
 
+declare module "hono" {
+  interface ContextVariableMap {
+    /** The problem type of the response, when it is one (for the access log). */
+    problem?: ProblemType;
+  }
+}
+
 /** Every problem this service can answer with, its HTTP status and its title. */
 const PROBLEMS = {
   "invalid-request": [400, "Invalid request"],

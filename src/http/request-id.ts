@@ -1,6 +1,13 @@
 import type { MiddlewareHandler } from "hono";
 import type { AppEnv } from "./context.ts";
 
+declare module "hono" {
+  interface ContextVariableMap {
+    /** This request's id: echoed on every response, logged, forwarded upstream, audited. */
+    requestId: string;
+  }
+}
+
 /** A caller-supplied request id is kept only when it looks like this. */
 export const WELL_FORMED = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/;
 

@@ -7,6 +7,13 @@ import type { AppEnv } from "./context.ts";
 
 type HeaderMap = Record<string, string>;
 
+declare module "hono" {
+  interface ContextVariableMap {
+    /** Headers a middleware wants on whatever response this request gets (set by http/cors.ts). */
+    responseHeaders?: HeaderMap;
+  }
+}
+
 /**
  * Builds a response with the headers every response carries (no caching, no sniffing, the
  * request id), the headers middleware asked for (`responseHeaders`, e.g. CORS) and `headers`.

@@ -3,9 +3,9 @@
  * it produces. The same schema feeds `/openapi.json`.
  */
 import * as z from "zod/mini";
-import { FIELDS } from "../auth/tokens.ts";
 import type { FieldError } from "../http/errors.ts";
-import { INTERNATIONAL_FORMAT, possibleE164 } from "./phone.ts";
+import { FIELDS } from "../model/fields.ts";
+import { INTERNATIONAL_FORMAT, possibleE164 } from "../model/phone.ts";
 
 export const NAME_MAX = 100;
 /** Largest request body read, in bytes; three 100-character names fit many times over. */
@@ -88,6 +88,3 @@ export function toFieldErrors(issues: readonly z.core.$ZodIssue[]): FieldError[]
   }
   return out;
 }
-
-/** The fields a validated change sets, in the canonical order. */
-export const changedFields = (changes: Changes) => FIELDS.filter((f) => changes[f] !== undefined);

@@ -15,8 +15,9 @@ import type { AppEnv } from "../http/context.ts";
 import { ProblemError } from "../http/errors.ts";
 import { logEvent } from "../http/log.ts";
 import { respondJson } from "../http/respond.ts";
-import { ChangeSchema, type Changes, changedFields } from "./changes.ts";
-import { parseEmailSegment, rawEmailSegment, type TargetEmail } from "./email.ts";
+import { parseEmailSegment, rawEmailSegment, type TargetEmail } from "../model/email.ts";
+import { changedFields } from "../model/fields.ts";
+import { ChangeSchema, type Changes, MAX_BODY_BYTES, toFieldErrors } from "./changes.ts";
 import { buildUpstreamRequest, sendUpstream, type UpstreamResult } from "./upstream.ts";
 
 /** Turns an upstream result that is not a success into the caller's problem. */
@@ -98,7 +99,11 @@ users.patch("/:email", async function changeUser(c) {
     await authenticate(c);
     await limitCaller(c);
     const target = authorizeTarget(c);
-    const changes = await readJsonBody(c, ChangeSchema, { detail: "The change is not valid." });
+    const changes = await readJsonBody(c, ChangeSchema, {
+      detail: "The change is not valid.",
+      maxBytes: MAX_BODY_BYTES,
+      fieldErrors: toFieldErrors,
+    });
     c.set("changes", changes);
     authorizeFields(c, changes);
     if (changes.phone_number !== undefined) await limitPhoneChange(c, target.address);

@@ -6,8 +6,8 @@
  */
 import * as z from "zod/mini";
 import { OUTCOMES } from "../../src/audit/store.ts";
-import { FIELDS } from "../../src/auth/tokens.ts";
 import { AUDIT_VALUES } from "../../src/config.ts";
+import { FIELDS } from "../../src/model/fields.ts";
 
 type Json = Record<string, unknown>;
 

@@ -11,7 +11,7 @@
  * To document a route: add its path items to `paths` below (and examples to tools/openapi/examples.ts).
  */
 import * as z from "zod/mini";
-import { AuditQuerySchema } from "../../src/audit/routes.ts";
+import { AuditQuerySchema } from "../../src/audit/query-schema.ts";
 import { SCOPES } from "../../src/auth/tokens.ts";
 import { problemCatalog, problemTypeUri } from "../../src/http/errors.ts";
 import { ChangeSchema, MAX_BODY_BYTES, NAME_MAX } from "../../src/users/changes.ts";

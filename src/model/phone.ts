@@ -5,7 +5,7 @@
  * This is a port of what libphonenumber-js does in `parsePhoneNumberFromString(text).isPossible()`
  * and `.number`, for text that `+` starts and that otherwise holds only digits, spaces, dots,
  * dashes and parentheses (all the schema lets through), running on libphonenumber's own metadata
- * (src/users/phone-metadata.ts). The library itself would be a quarter of the Worker's size budget.
+ * (src/model/phone-metadata.ts). The library itself would be a quarter of the Worker's size budget.
  * test/phone.test.ts checks that the port answers exactly as the library does, on every
  * country's example number and its variants and on random input.
  *

@@ -1,0 +1,93 @@
+/**
+ * The query of `GET /audit` and its media types: the schema the route validates with and the
+ * contract (tools/openapi/document.ts) publishes.
+ */
+import * as z from "zod/mini";
+import { type FieldError, ProblemError } from "../http/errors.ts";
+import { WELL_FORMED as REQUEST_ID } from "../http/request-id.ts";
+import { normalizeEmail } from "../model/email.ts";
+import { OUTCOMES } from "./store.ts";
+
+/** The media type of the export. */
+export const NDJSON = "application/x-ndjson";
+
+/** The query parameters of `GET /audit`. */
+export const PARAMS = ["email", "token", "outcome", "request_id", "since", "until", "limit", "cursor"];
+
+const email = z.pipe(
+  z.string(),
+  z.transform((input: string, ctx) => {
+    try {
+      return normalizeEmail(input).address;
+    } catch (err) {
+      ctx.issues.push({
+        code: "custom",
+        message: err instanceof ProblemError ? err.detail : "Invalid email.",
+        input,
+      });
+      return z.NEVER;
+    }
+  }),
+);
+
+const time = z.pipe(
+  z.union(
+    [z.iso.datetime({ offset: true }), z.iso.date()],
+    "Must be an ISO 8601 date (2026-01-31) or date-time (2026-01-31T12:00:00Z).",
+  ),
+  z.transform((s: string) => Date.parse(s)),
+);
+
+const limit = z.pipe(
+  z.string().check(z.regex(/^[0-9]{1,4}$/, "Must be a whole number.")),
+  z.pipe(
+    z.transform(Number),
+    z.number().check(z.minimum(1, "Must be from 1 to 1000."), z.maximum(1000, "Must be from 1 to 1000.")),
+  ),
+);
+
+/**
+ * The query of `GET /audit` (exported for /openapi.json). Strict: a mistyped filter is an
+ * error, never "no filter".
+ */
+export const AuditQuerySchema = z
+  .strictObject({
+    email: z.optional(email),
+    token: z.optional(
+      z
+        .string()
+        .check(
+          z.regex(
+            /^(tok_[0-9a-f]{16}|user:[A-Za-z0-9%._~!*'()-]{1,155})$/,
+            "Must be a token id (tok_ and 16 hex) or user:<subject>.",
+          ),
+        ),
+    ),
+    outcome: z.optional(z.enum(OUTCOMES, `Must be one of ${OUTCOMES.join(", ")}.`)),
+    request_id: z.optional(z.string().check(z.regex(REQUEST_ID, "Must be a request id."))),
+    since: z.optional(time),
+    until: z.optional(time),
+    limit: z.optional(limit),
+    cursor: z.optional(
+      z.string().check(z.minLength(1, "Must not be empty."), z.maxLength(2048, "Is not a cursor.")),
+    ),
+  })
+  .check(
+    z.refine((q) => q.since === undefined || q.until === undefined || q.since <= q.until, {
+      message: "since must not be after until.",
+      path: ["since"],
+    }),
+  );
+
+/** Turns the query schema's issues into the problem's `errors[]`. */
+export function queryErrors(issues: readonly z.core.$ZodIssue[]): FieldError[] {
+  return issues.map((issue) =>
+    issue.code === "unrecognized_keys"
+      ? {
+          field: "",
+          pointer: "",
+          detail: `Unknown query parameter; the parameters are ${PARAMS.join(", ")}.`,
+        }
+      : { field: issue.path.join("."), pointer: "", detail: issue.message },
+  );
+}

@@ -19,6 +19,8 @@ export async function mint(scopes: string[], extra: Partial<NewToken> = {}): Pro
 export interface SendOptions extends RequestInit {
   /** Binding overrides for this request. */
   bindings?: Partial<Env>;
+  /** The app to send to (a fresh `createApp()`, e.g. for an empty JWKS cache); the Worker's by default. */
+  app?: { fetch: typeof worker.fetch };
 }
 
 /**
@@ -26,9 +28,9 @@ export interface SendOptions extends RequestInit {
  * and checks that no secret of this test run appears in the response.
  */
 export async function send(path: string, options: SendOptions = {}): Promise<Response> {
-  const { bindings, ...init } = options;
+  const { bindings, app = worker, ...init } = options;
   const ctx = createExecutionContext();
-  const res = await worker.fetch(new Request(`${ORIGIN}${path}`, init), { ...env, ...bindings }, ctx);
+  const res = await app.fetch(new Request(`${ORIGIN}${path}`, init), { ...env, ...bindings }, ctx);
   await waitOnExecutionContext(ctx);
   const text = await res.clone().text();
   const headers = JSON.stringify([...res.headers]);

@@ -1,6 +1,6 @@
 /**
  * A test identity provider inside workerd: WebCrypto keys, JWT signing, and a `fetch` spy that
- * serves the JWKS at a per-test URL, records Village calls, and fails loudly on anything else.
+ * serves the JWKS at its URL, records Village calls, and fails loudly on anything else.
  */
 import { env } from "cloudflare:test";
 import { vi } from "vitest";
@@ -105,10 +105,10 @@ export function spyIdpAndUpstream(jwksUrl: string, jwks: () => JwksAnswer) {
   return { upstream, jwksCalls };
 }
 
-/** Bindings that turn end-user sign-in on for one test, with its own JWKS URL (and so its own cache). */
+/** Bindings that turn end-user sign-in on (a test gets a JWKS cache of its own from `createApp()`). */
 export function userAuthBindings(extra: Partial<Env> = {}): Partial<Env> & { AUTH_JWKS_URL: string } {
   return {
-    AUTH_JWKS_URL: `https://idp.test/${crypto.randomUUID()}/jwks.json`,
+    AUTH_JWKS_URL: "https://idp.test/jwks.json",
     AUTH_ISSUER: ISSUER,
     AUTH_AUDIENCE: AUDIENCE,
     ...extra,

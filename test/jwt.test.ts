@@ -1,6 +1,7 @@
 import { afterEach, beforeAll, describe, expect, it, vi } from "vitest";
 import { actorOf, type Principal } from "../src/auth/authenticate.ts";
-import { MIN_REFRESH_MS } from "../src/auth/jwks.ts";
+import { createJwksProvider, MIN_REFRESH_MS } from "../src/auth/jwks.ts";
+import { createApp } from "../src/index.ts";
 import { expectProblem, mint, patchUser } from "./helpers.ts";
 import {
   AUDIENCE,
@@ -37,16 +38,20 @@ function captureLogs(): string[] {
   return lines;
 }
 
-/** One test's IdP: its own JWKS URL, a fetch spy, and a sender that checks the JWT never leaks. */
+/**
+ * One test's IdP: a fresh app (so an empty JWKS cache), a fetch spy, and a sender that checks
+ * the JWT never leaks.
+ */
 function setup(options: { bindings?: Partial<Env>; jwks?: () => JwksAnswer } = {}) {
   const bindings = userAuthBindings(options.bindings);
+  const app = createApp({ jwks: createJwksProvider() });
   const spy = spyIdpAndUpstream(
     bindings.AUTH_JWKS_URL,
     options.jwks ?? (() => ({ keys: [rsa.publicJwk, ec.publicJwk] })),
   );
   const logs = captureLogs();
   const patch = async (email: string, body: unknown, jwt: string) => {
-    const res = await patchUser(email, body, jwt, { bindings });
+    const res = await patchUser(email, body, jwt, { bindings, app });
     const text = await res.clone().text();
     expect(text.includes(jwt), "the JWT leaked into a response").toBe(false);
     expect(

@@ -6,8 +6,9 @@ import { logEvent } from "../http/log.ts";
 import { normalizeEmail, type TargetEmail } from "../model/email.ts";
 import type { Field } from "../model/fields.ts";
 import { clip, scrub } from "../model/text.ts";
-import { JwksUnavailable } from "./jwks.ts";
+import { type JwksProvider, JwksUnavailable } from "./jwks.ts";
 import { JWT_SHAPE, MAX_JWT_LENGTH, verifyUserJwt } from "./jwt.ts";
+import { credentialProblem, insufficientScope } from "./refusals.ts";
 import { findToken, isWellFormedToken, type Scope, TOKEN_PREFIX } from "./tokens.ts";
 
 /** A caller holding one of our opaque tokens. Carries the public id only, never the secret. */
@@ -38,6 +39,8 @@ declare module "hono" {
   interface ContextVariableMap {
     /** Who is calling, once {@link authenticate} accepted the credential. */
     principal: Principal;
+    /** Where JWT signing keys come from: the app's {@link JwksProvider} (set by {@link provideJwks}). */
+    jwks: JwksProvider;
   }
 }
 
@@ -65,35 +68,6 @@ export const callerOf = (c: Context): string | null => {
 const MAX_HEADER = MAX_JWT_LENGTH + 16;
 /** RFC 6750 §2.1: `Bearer` (any case), one or more spaces, a b64token. */
 const BEARER = /^Bearer +([A-Za-z0-9._~+/-]+=*) *$/i;
-const REALM = 'Bearer realm="village-edge"';
-
-const challenge = (error?: string, extra = "") => (error ? `${REALM}, error="${error}"${extra}` : REALM);
-
-/** 401 for a missing token (no error code, RFC 6750 §3.1). */
-const missingToken = () =>
-  new ProblemError("unauthorized", "A bearer token is required.", {
-    headers: { "WWW-Authenticate": challenge() },
-  });
-
-/** The one 401 for unknown, malformed, expired and revoked tokens alike; `why` goes to logs only. */
-export const invalidToken = (why?: string) =>
-  new ProblemError("unauthorized", "The bearer token is invalid, expired or revoked.", {
-    headers: { "WWW-Authenticate": challenge("invalid_token") },
-    logDetail: why,
-  });
-
-/** 400 for a header that is not one well-formed bearer credential. */
-const invalidRequest = (detail: string) =>
-  new ProblemError("invalid-request", detail, {
-    headers: { "WWW-Authenticate": challenge("invalid_request") },
-  });
-
-/** 403 naming the scope that would be needed, when there is one. */
-export const insufficientScope = (detail: string, scope?: string) =>
-  new ProblemError("forbidden", detail, {
-    headers: { "WWW-Authenticate": challenge("insufficient_scope", scope ? `, scope="${scope}"` : "") },
-  });
-
 /**
  * A token whose record lists origins is accepted only with an exactly matching `Origin`
  * header; a token without origins is for servers, and refused when a browser (which always
@@ -110,7 +84,7 @@ function checkOrigin(origins: readonly string[] | undefined, origin: string | un
 }
 
 async function findRecord(secret: string, kv: KVNamespace, c: Context) {
-  if (!isWellFormedToken(secret)) throw invalidToken();
+  if (!isWellFormedToken(secret)) throw credentialProblem({ reason: "token_malformed" });
   let record: Awaited<ReturnType<typeof findToken>>;
   try {
     record = await findToken(kv, secret);
@@ -120,16 +94,16 @@ async function findRecord(secret: string, kv: KVNamespace, c: Context) {
       headers: { "Retry-After": "5" },
     });
   }
-  if (!record) throw invalidToken();
+  if (!record) throw credentialProblem({ reason: "token_unknown" });
   return record;
 }
 
 async function userPrincipal(jwt: string, env: Env, c: Context): Promise<UserPrincipal> {
   const auth = userAuthOf(env);
-  if (!auth) throw invalidToken("jwt: end-user sign-in is not configured");
+  if (!auth) throw credentialProblem({ reason: "jwt_not_configured" });
   let result: Awaited<ReturnType<typeof verifyUserJwt>>;
   try {
-    result = await verifyUserJwt(jwt, auth);
+    result = await verifyUserJwt(jwt, auth, c.get("jwks"));
   } catch (err) {
     if (!(err instanceof JwksUnavailable)) throw err;
     logEvent("error", "jwks_unavailable", c, { detail: err.message });
@@ -137,7 +111,7 @@ async function userPrincipal(jwt: string, env: Env, c: Context): Promise<UserPri
       headers: { "Retry-After": "5" },
     });
   }
-  if (!result.ok) throw invalidToken(`jwt: ${result.reason}`);
+  if (!result.ok) throw credentialProblem({ reason: "jwt", jwt: result });
   const { sub, email, email_verified } = result.claims;
   let address: string | undefined;
   try {
@@ -158,15 +132,13 @@ async function userPrincipal(jwt: string, env: Env, c: Context): Promise<UserPri
  */
 export async function authenticate(c: Context<AppEnv>): Promise<void> {
   if (c.req.query("access_token") !== undefined) {
-    throw invalidRequest("Tokens are accepted only in the Authorization header.");
+    throw credentialProblem({ reason: "token_in_query" });
   }
   const header = c.req.header("Authorization");
-  if (header === undefined || header === "") throw missingToken();
-  if (header.length > MAX_HEADER) throw invalidToken();
+  if (header === undefined || header === "") throw credentialProblem({ reason: "no_token" });
+  if (header.length > MAX_HEADER) throw credentialProblem({ reason: "header_too_long" });
   const match = BEARER.exec(header);
-  if (!match) {
-    throw invalidRequest("The Authorization header must be a single `Bearer <token>` credential.");
-  }
+  if (!match) throw credentialProblem({ reason: "not_bearer" });
   const secret = match[1];
   if (secret.startsWith(TOKEN_PREFIX)) {
     const record = await findRecord(secret, c.env.TOKENS, c);
@@ -183,9 +155,16 @@ export async function authenticate(c: Context<AppEnv>): Promise<void> {
   } else if (JWT_SHAPE.test(secret)) {
     c.set("principal", await userPrincipal(secret, c.env, c));
   } else {
-    throw invalidToken();
+    throw credentialProblem({ reason: "unknown_credential" });
   }
 }
+
+/** Hands every request the app's JWKS cache (one per app: a test's fresh app has a fresh cache). */
+export const provideJwks = (jwks: JwksProvider): MiddlewareHandler<AppEnv> =>
+  async function provideJwks(c, next) {
+    c.set("jwks", jwks);
+    await next();
+  };
 
 /** {@link authenticate} as a middleware. */
 export const bearerAuth = (): MiddlewareHandler<AppEnv> =>

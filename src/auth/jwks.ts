@@ -1,6 +1,7 @@
 /**
  * The identity provider's signing keys (`AUTH_JWKS_URL`), fetched with a deadline and cached in
- * memory per isolate. An unknown `kid` triggers at most one refresh per {@link MIN_REFRESH_MS},
+ * memory by a {@link JwksProvider} (the Worker keeps one per isolate; a test makes a fresh one
+ * with {@link createJwksProvider}). An unknown `kid` triggers at most one refresh per {@link MIN_REFRESH_MS},
  * so a flood of made-up key ids cannot hammer the provider. Only public RSA and P-256 keys
  * meant for signatures are kept.
  */
@@ -36,11 +37,6 @@ interface KeySet {
   fetchedAt: number;
   imported: Map<string, CryptoKey>;
 }
-
-// Per isolate, keyed by JWKS URL. Only plain data and CryptoKeys are shared between requests:
-// never a promise or a stream, which workerd binds to the request that created them.
-const sets = new Map<string, KeySet>();
-const lastAttempt = new Map<string, number>();
 
 const B64URL = /^[A-Za-z0-9_-]+$/;
 const isB64 = (v: unknown): v is string => typeof v === "string" && v.length <= 2048 && B64URL.test(v);
@@ -78,71 +74,88 @@ async function readBounded(res: Response): Promise<string> {
   return new TextDecoder().decode(bytes);
 }
 
-async function load(url: string, now: number): Promise<KeySet> {
-  lastAttempt.set(url, now);
-  let res: Response;
-  try {
-    res = await fetch(url, {
-      headers: { Accept: "application/json" },
-      redirect: "manual",
-      signal: AbortSignal.timeout(FETCH_TIMEOUT_MS),
-    });
-  } catch (err) {
-    throw new JwksUnavailable(`JWKS fetch failed: ${err instanceof Error ? err.name : "error"}`);
-  }
-  if (res.status !== 200) {
-    await res.body?.cancel();
-    throw new JwksUnavailable(`JWKS answered ${res.status}`);
-  }
-  let doc: unknown;
-  try {
-    doc = JSON.parse(await readBounded(res));
-  } catch (err) {
-    if (err instanceof JwksUnavailable) throw err;
-    throw new JwksUnavailable("JWKS is not JSON");
-  }
-  if (!isObject(doc) || !Array.isArray(doc.keys)) throw new JwksUnavailable("JWKS has no keys array");
-  const keys = new Map<string, PublicJwk>();
-  for (const jwk of doc.keys.slice(0, MAX_KEYS)) {
-    const key = publicKey(jwk);
-    if (key && !keys.has(key.kid)) keys.set(key.kid, key);
-  }
-  const set: KeySet = { keys, fetchedAt: now, imported: new Map() };
-  sets.set(url, set);
-  return set;
-}
-
-/**
- * Finds the key with this `kid`, fetching the JWKS when there is none cached or it is older than
- * {@link TTL_MS}, and refreshing it once for an unknown `kid` (rate-limited). Null when the key
- * is unknown; throws {@link JwksUnavailable} when the JWKS cannot be had.
- */
-export async function findKey(url: string, kid: string, now = Date.now()): Promise<PublicJwk | null> {
-  let set = sets.get(url);
-  const tried = lastAttempt.get(url) ?? Number.NEGATIVE_INFINITY;
-  const lastFailed = !set || set.fetchedAt < tried;
-  if (!set || now - set.fetchedAt >= TTL_MS) {
-    if (lastFailed && now - tried < FAILURE_PAUSE_MS) {
-      throw new JwksUnavailable("JWKS failed moments ago; not asking again yet");
-    }
-    set = await load(url, now);
-  } else if (!set.keys.has(kid) && now - tried >= MIN_REFRESH_MS) {
-    set = await load(url, now);
-  }
-  return set.keys.get(kid) ?? null;
-}
-
 const IMPORT_PARAMS = {
   RS256: { name: "RSASSA-PKCS1-v1_5", hash: "SHA-256" },
   ES256: { name: "ECDSA", namedCurve: "P-256" },
 } as const;
 
-/** Imports (once per isolate and key set) a key found by {@link findKey} for verifying `alg`. */
-export async function importKey(url: string, jwk: PublicJwk, alg: JwtAlg): Promise<CryptoKey> {
-  const cached = sets.get(url)?.imported.get(`${alg}:${jwk.kid}`);
-  if (cached) return cached;
-  const { kid: _kid, ...material } = jwk;
-  const key = await crypto.subtle.importKey("jwk", material, IMPORT_PARAMS[alg], false, ["verify"]);
-  sets.get(url)?.imported.set(`${alg}:${jwk.kid}`, key);
-  return key;
+/** The key sets of the JWKS URLs in use, cached; what {@link verifyUserJwt} asks for keys. */
+export interface JwksProvider {
+  /**
+   * Finds the key with this `kid`, fetching the JWKS when there is none cached or it is older
+   * than {@link TTL_MS}, and refreshing it once for an unknown `kid` (rate-limited). Null when
+   * the key is unknown; throws {@link JwksUnavailable} when the JWKS cannot be had.
+   */
+  findKey(url: string, kid: string, now?: number): Promise<PublicJwk | null>;
+  /** Imports (once per key set) a key found by `findKey` for verifying `alg`. */
+  importKey(url: string, jwk: PublicJwk, alg: JwtAlg): Promise<CryptoKey>;
+}
+
+/**
+ * A JWKS cache of its own, keyed by JWKS URL. Only plain data and CryptoKeys are kept between
+ * requests: never a promise or a stream, which workerd binds to the request that created them.
+ */
+export function createJwksProvider(): JwksProvider {
+  const sets = new Map<string, KeySet>();
+  const lastAttempt = new Map<string, number>();
+
+  async function load(url: string, now: number): Promise<KeySet> {
+    lastAttempt.set(url, now);
+    let res: Response;
+    try {
+      res = await fetch(url, {
+        headers: { Accept: "application/json" },
+        redirect: "manual",
+        signal: AbortSignal.timeout(FETCH_TIMEOUT_MS),
+      });
+    } catch (err) {
+      throw new JwksUnavailable(`JWKS fetch failed: ${err instanceof Error ? err.name : "error"}`);
+    }
+    if (res.status !== 200) {
+      await res.body?.cancel();
+      throw new JwksUnavailable(`JWKS answered ${res.status}`);
+    }
+    let doc: unknown;
+    try {
+      doc = JSON.parse(await readBounded(res));
+    } catch (err) {
+      if (err instanceof JwksUnavailable) throw err;
+      throw new JwksUnavailable("JWKS is not JSON");
+    }
+    if (!isObject(doc) || !Array.isArray(doc.keys)) throw new JwksUnavailable("JWKS has no keys array");
+    const keys = new Map<string, PublicJwk>();
+    for (const jwk of doc.keys.slice(0, MAX_KEYS)) {
+      const key = publicKey(jwk);
+      if (key && !keys.has(key.kid)) keys.set(key.kid, key);
+    }
+    const set: KeySet = { keys, fetchedAt: now, imported: new Map() };
+    sets.set(url, set);
+    return set;
+  }
+
+  async function findKey(url: string, kid: string, now = Date.now()): Promise<PublicJwk | null> {
+    let set = sets.get(url);
+    const tried = lastAttempt.get(url) ?? Number.NEGATIVE_INFINITY;
+    const lastFailed = !set || set.fetchedAt < tried;
+    if (!set || now - set.fetchedAt >= TTL_MS) {
+      if (lastFailed && now - tried < FAILURE_PAUSE_MS) {
+        throw new JwksUnavailable("JWKS failed moments ago; not asking again yet");
+      }
+      set = await load(url, now);
+    } else if (!set.keys.has(kid) && now - tried >= MIN_REFRESH_MS) {
+      set = await load(url, now);
+    }
+    return set.keys.get(kid) ?? null;
+  }
+
+  async function importKey(url: string, jwk: PublicJwk, alg: JwtAlg): Promise<CryptoKey> {
+    const cached = sets.get(url)?.imported.get(`${alg}:${jwk.kid}`);
+    if (cached) return cached;
+    const { kid: _kid, ...material } = jwk;
+    const key = await crypto.subtle.importKey("jwk", material, IMPORT_PARAMS[alg], false, ["verify"]);
+    sets.get(url)?.imported.set(`${alg}:${jwk.kid}`, key);
+    return key;
+  }
+
+  return { findKey, importKey };
 }

@@ -5,7 +5,7 @@
  * HMAC and every other algorithm are refused before any key is looked at.
  */
 import type { UserAuthConfig } from "../config.ts";
-import { findKey, importKey, type JwtAlg } from "./jwks.ts";
+import type { JwksProvider, JwtAlg } from "./jwks.ts";
 
 /** Clock skew tolerated on `exp`, `nbf` and `iat`, in seconds. */
 export const LEEWAY_S = 60;
@@ -21,8 +21,58 @@ export interface UserClaims {
   email_verified?: unknown;
 }
 
-/** Outcome of {@link verifyUserJwt}: the claims, or why the token is refused (for logs only). */
-export type JwtResult = { ok: true; claims: UserClaims } | { ok: false; reason: string };
+/** Why a JWT is refused: one tag per check, for logs only (the caller always gets one 401). */
+export type JwtRefusal =
+  | { reason: "malformed" | "malformed_header" | "crit_header" | "no_kid" | "malformed_payload" }
+  | { reason: "alg_not_allowed"; alg: string }
+  | { reason: "malformed_signature" | "bad_signature" | "unknown_kid" | "key_type_mismatch" }
+  | { reason: "iss_mismatch" | "aud_mismatch" | "no_exp" | "expired" | "not_yet_valid" }
+  | { reason: "issued_in_future" | "no_sub" };
+
+/** Outcome of {@link verifyUserJwt}: the claims, or why the token is refused. */
+export type JwtResult = { ok: true; claims: UserClaims } | ({ ok: false } & JwtRefusal);
+
+/** A refusal as the log line words it. Exhaustive: a new reason does not compile until worded. */
+export function describeJwtRefusal(r: JwtRefusal): string {
+  switch (r.reason) {
+    case "malformed":
+      return "malformed";
+    case "malformed_header":
+      return "malformed header";
+    case "alg_not_allowed":
+      return `algorithm not allowed: ${r.alg}`;
+    case "crit_header":
+      return "crit header not supported";
+    case "no_kid":
+      return "no kid";
+    case "malformed_payload":
+      return "malformed payload";
+    case "malformed_signature":
+      return "malformed signature";
+    case "bad_signature":
+      return "bad signature";
+    case "unknown_kid":
+      return "unknown kid";
+    case "key_type_mismatch":
+      return "key type does not match alg";
+    case "iss_mismatch":
+      return "iss mismatch";
+    case "aud_mismatch":
+      return "aud mismatch";
+    case "no_exp":
+      return "no exp";
+    case "expired":
+      return "expired";
+    case "not_yet_valid":
+      return "not yet valid";
+    case "issued_in_future":
+      return "issued in the future";
+    case "no_sub":
+      return "no usable sub";
+    default:
+      return r satisfies never;
+  }
+}
 
 const KEY_TYPE: Record<JwtAlg, string> = { RS256: "RSA", ES256: "EC" };
 const VERIFY_PARAMS = {
@@ -53,68 +103,70 @@ function decodeJson(part: string): Record<string, unknown> | null {
   }
 }
 
-const fail = (reason: string): JwtResult => ({ ok: false, reason });
+const fail = (refusal: JwtRefusal): JwtResult => ({ ok: false, ...refusal });
 
 /** Checks the registered claims against the configuration and the clock (`now` in ms). */
 function checkClaims(p: Record<string, unknown>, config: UserAuthConfig, now: number): JwtResult {
   const seconds = now / 1000;
-  if (p.iss !== config.issuer) return fail("iss mismatch");
+  if (p.iss !== config.issuer) return fail({ reason: "iss_mismatch" });
   const aud = p.aud;
   const audOk =
     aud === config.audience || (Array.isArray(aud) && aud.length <= 20 && aud.includes(config.audience));
-  if (!audOk) return fail("aud mismatch");
-  if (typeof p.exp !== "number" || !Number.isFinite(p.exp)) return fail("no exp");
-  if (seconds >= p.exp + LEEWAY_S) return fail("expired");
+  if (!audOk) return fail({ reason: "aud_mismatch" });
+  if (typeof p.exp !== "number" || !Number.isFinite(p.exp)) return fail({ reason: "no_exp" });
+  if (seconds >= p.exp + LEEWAY_S) return fail({ reason: "expired" });
   if (p.nbf !== undefined && (typeof p.nbf !== "number" || seconds + LEEWAY_S < p.nbf)) {
-    return fail("not yet valid");
+    return fail({ reason: "not_yet_valid" });
   }
   if (p.iat !== undefined && (typeof p.iat !== "number" || seconds + LEEWAY_S < p.iat)) {
-    return fail("issued in the future");
+    return fail({ reason: "issued_in_future" });
   }
-  if (typeof p.sub !== "string" || !SUBJECT.test(p.sub)) return fail("no usable sub");
+  if (typeof p.sub !== "string" || !SUBJECT.test(p.sub)) return fail({ reason: "no_sub" });
   return { ok: true, claims: { sub: p.sub, email: p.email, email_verified: p.email_verified } };
 }
 
 /**
  * Verifies a JWT's signature and claims (`iss`, `aud` exact; `exp` required; `nbf`, `iat`
- * with {@link LEEWAY_S}). Resolves to a refusal reason for anything invalid; rejects with
+ * with {@link LEEWAY_S}), with keys from `jwks`. Resolves to a refusal reason for anything invalid; rejects with
  * `JwksUnavailable` when the keys cannot be fetched, which the caller turns into a 503.
  */
 export async function verifyUserJwt(
   jwt: string,
   config: UserAuthConfig,
+  jwks: JwksProvider,
   now = Date.now(),
 ): Promise<JwtResult> {
-  if (jwt.length > MAX_JWT_LENGTH || !JWT_SHAPE.test(jwt)) return fail("malformed");
+  if (jwt.length > MAX_JWT_LENGTH || !JWT_SHAPE.test(jwt)) return fail({ reason: "malformed" });
   const [h, p, s] = jwt.split(".");
   const header = decodeJson(h);
-  if (!header) return fail("malformed header");
+  if (!header) return fail({ reason: "malformed_header" });
   const alg = header.alg;
-  if (alg !== "RS256" && alg !== "ES256") return fail(`algorithm not allowed: ${String(alg).slice(0, 16)}`);
-  if (header.crit !== undefined) return fail("crit header not supported");
+  if (alg !== "RS256" && alg !== "ES256")
+    return fail({ reason: "alg_not_allowed", alg: String(alg).slice(0, 16) });
+  if (header.crit !== undefined) return fail({ reason: "crit_header" });
   const kid = header.kid;
-  if (typeof kid !== "string" || kid === "" || kid.length > 256) return fail("no kid");
+  if (typeof kid !== "string" || kid === "" || kid.length > 256) return fail({ reason: "no_kid" });
   const payload = decodeJson(p);
-  if (!payload) return fail("malformed payload");
+  if (!payload) return fail({ reason: "malformed_payload" });
   let signature: Uint8Array<ArrayBuffer>;
   try {
     signature = decodeB64url(s);
   } catch {
-    return fail("malformed signature");
+    return fail({ reason: "malformed_signature" });
   }
-  if (alg === "ES256" && signature.byteLength !== 64) return fail("bad signature");
+  if (alg === "ES256" && signature.byteLength !== 64) return fail({ reason: "bad_signature" });
 
-  const jwk = await findKey(config.jwksUrl, kid, now);
-  if (!jwk) return fail("unknown kid");
-  if (jwk.kty !== KEY_TYPE[alg]) return fail("key type does not match alg");
+  const jwk = await jwks.findKey(config.jwksUrl, kid, now);
+  if (!jwk) return fail({ reason: "unknown_kid" });
+  if (jwk.kty !== KEY_TYPE[alg]) return fail({ reason: "key_type_mismatch" });
   let valid: boolean;
   try {
-    const key = await importKey(config.jwksUrl, jwk, alg);
+    const key = await jwks.importKey(config.jwksUrl, jwk, alg);
     const data = new TextEncoder().encode(`${h}.${p}`);
     valid = await crypto.subtle.verify(VERIFY_PARAMS[alg], key, signature, data);
   } catch {
     valid = false;
   }
-  if (!valid) return fail("bad signature");
+  if (!valid) return fail({ reason: "bad_signature" });
   return checkClaims(payload, config, now);
 }

@@ -1,9 +1,12 @@
 /**
  * Every response of this service is built here, in one call into the runtime: body, status
  * and all headers at once (setting headers on a built Response costs a runtime call each).
+ * {@link standardHeaders} makes that safe by construction: a response built any other way
+ * (`c.json` in a new route) still gets every standard header, and a warning says it did.
  */
-import type { Context } from "hono";
+import type { Context, MiddlewareHandler } from "hono";
 import type { AppEnv } from "./context.ts";
+import { logEvent } from "./log.ts";
 
 type HeaderMap = Record<string, string>;
 
@@ -12,6 +15,21 @@ declare module "hono" {
     /** Headers a middleware wants on whatever response this request gets (set by http/cors.ts). */
     responseHeaders?: HeaderMap;
   }
+}
+
+/** Responses built by {@link respond}: they carry every standard header, nothing to check. */
+const built = new WeakSet<Response>();
+
+/** The headers every response of this request must carry. */
+function standardOf(c: Context<AppEnv>): HeaderMap {
+  const all: HeaderMap = {
+    "Cache-Control": "no-store",
+    "X-Content-Type-Options": "nosniff",
+    ...c.get("responseHeaders"),
+  };
+  const requestId = c.get("requestId");
+  if (requestId) all["X-Request-Id"] = requestId;
+  return all;
 }
 
 /**
@@ -25,17 +43,12 @@ export function respond(
   status: number,
   headers: HeaderMap = {},
 ): Response {
-  const fromMiddleware = c.get("responseHeaders");
-  const all: HeaderMap = {
-    "Cache-Control": "no-store",
-    "X-Content-Type-Options": "nosniff",
-    ...fromMiddleware,
-    ...headers,
-  };
-  if (fromMiddleware?.Vary && headers.Vary) all.Vary = `${fromMiddleware.Vary}, ${headers.Vary}`;
-  const requestId = c.get("requestId");
-  if (requestId) all["X-Request-Id"] = requestId;
-  return new Response(body, { status, headers: all });
+  const all: HeaderMap = { ...standardOf(c), ...headers };
+  const vary = c.get("responseHeaders")?.Vary;
+  if (vary && headers.Vary) all.Vary = `${vary}, ${headers.Vary}`;
+  const res = new Response(body, { status, headers: all });
+  built.add(res);
+  return res;
 }
 
 /** A JSON response (`application/json` unless `headers` names another type). */
@@ -45,3 +58,29 @@ export const respondJson = (
   status = 200,
   headers: HeaderMap = {},
 ): Response => respond(c, JSON.stringify(value), status, { "Content-Type": "application/json", ...headers });
+
+/**
+ * The guarantee behind {@link respond}: after the app answered, a response that `respond` did
+ * not build (one membership check) gets each standard header it lacks, `Vary` values added
+ * to its own, and a `response_headers_added` warning naming what was missing. Mounted once,
+ * before any route, by src/index.ts.
+ */
+export const standardHeaders = (): MiddlewareHandler<AppEnv> =>
+  async function standardHeaders(c, next) {
+    await next();
+    if (built.has(c.res)) return;
+    const headers = new Headers(c.res.headers);
+    const added: string[] = [];
+    for (const [name, value] of Object.entries(standardOf(c))) {
+      const present = headers.get(name);
+      if (present === null) headers.set(name, value);
+      else if (name !== "Vary" || present.toLowerCase().includes(value.toLowerCase())) continue;
+      else headers.set(name, `${present}, ${value}`);
+      added.push(name);
+    }
+    if (added.length === 0) return;
+    logEvent("warn", "response_headers_added", c, { status: c.res.status, added });
+    const res = new Response(c.res.body, { status: c.res.status, statusText: c.res.statusText, headers });
+    c.res = undefined; // Hono would otherwise copy the old headers over the new ones
+    c.res = res;
+  };

@@ -1,14 +1,9 @@
 /** `PATCH /users/:email`: validate, authorize, forward to Village, answer. */
 import { type Context, Hono } from "hono";
 import { recordIntent, recordOutcome, recordRefusal } from "../audit/record.ts";
-import {
-  assertMayTouch,
-  authenticate,
-  canWriteAny,
-  canWriteField,
-  insufficientScope,
-} from "../auth/authenticate.ts";
+import { assertMayTouch, authenticate, canWriteAny, canWriteField } from "../auth/authenticate.ts";
 import { limitCaller, limitPhoneChange } from "../auth/rate-limit.ts";
+import { insufficientScope } from "../auth/refusals.ts";
 import { configOf } from "../config.ts";
 import { readJsonBody } from "../http/body.ts";
 import type { AppEnv } from "../http/context.ts";

@@ -21,58 +21,19 @@ export interface UserClaims {
   email_verified?: unknown;
 }
 
-/** Why a JWT is refused: one tag per check, for logs only (the caller always gets one 401). */
+/**
+ * Why a JWT is refused: one tag per check, worded as the log line says it (the caller always
+ * gets the one 401 of auth/refusals.ts).
+ */
 export type JwtRefusal =
-  | { reason: "malformed" | "malformed_header" | "crit_header" | "no_kid" | "malformed_payload" }
-  | { reason: "alg_not_allowed"; alg: string }
-  | { reason: "malformed_signature" | "bad_signature" | "unknown_kid" | "key_type_mismatch" }
-  | { reason: "iss_mismatch" | "aud_mismatch" | "no_exp" | "expired" | "not_yet_valid" }
-  | { reason: "issued_in_future" | "no_sub" };
+  | { reason: "malformed" | "malformed header" | "crit header not supported" | "no kid" }
+  | { reason: "algorithm not allowed"; alg: string }
+  | { reason: "malformed payload" | "malformed signature" | "bad signature" | "unknown kid" }
+  | { reason: "key type does not match alg" | "iss mismatch" | "aud mismatch" | "no exp" | "expired" }
+  | { reason: "not yet valid" | "issued in the future" | "no usable sub" };
 
 /** Outcome of {@link verifyUserJwt}: the claims, or why the token is refused. */
 export type JwtResult = { ok: true; claims: UserClaims } | ({ ok: false } & JwtRefusal);
-
-/** A refusal as the log line words it. Exhaustive: a new reason does not compile until worded. */
-export function describeJwtRefusal(r: JwtRefusal): string {
-  switch (r.reason) {
-    case "malformed":
-      return "malformed";
-    case "malformed_header":
-      return "malformed header";
-    case "alg_not_allowed":
-      return `algorithm not allowed: ${r.alg}`;
-    case "crit_header":
-      return "crit header not supported";
-    case "no_kid":
-      return "no kid";
-    case "malformed_payload":
-      return "malformed payload";
-    case "malformed_signature":
-      return "malformed signature";
-    case "bad_signature":
-      return "bad signature";
-    case "unknown_kid":
-      return "unknown kid";
-    case "key_type_mismatch":
-      return "key type does not match alg";
-    case "iss_mismatch":
-      return "iss mismatch";
-    case "aud_mismatch":
-      return "aud mismatch";
-    case "no_exp":
-      return "no exp";
-    case "expired":
-      return "expired";
-    case "not_yet_valid":
-      return "not yet valid";
-    case "issued_in_future":
-      return "issued in the future";
-    case "no_sub":
-      return "no usable sub";
-    default:
-      return r satisfies never;
-  }
-}
 
 const KEY_TYPE: Record<JwtAlg, string> = { RS256: "RSA", ES256: "EC" };
 const VERIFY_PARAMS = {
@@ -108,20 +69,20 @@ const fail = (refusal: JwtRefusal): JwtResult => ({ ok: false, ...refusal });
 /** Checks the registered claims against the configuration and the clock (`now` in ms). */
 function checkClaims(p: Record<string, unknown>, config: UserAuthConfig, now: number): JwtResult {
   const seconds = now / 1000;
-  if (p.iss !== config.issuer) return fail({ reason: "iss_mismatch" });
+  if (p.iss !== config.issuer) return fail({ reason: "iss mismatch" });
   const aud = p.aud;
   const audOk =
     aud === config.audience || (Array.isArray(aud) && aud.length <= 20 && aud.includes(config.audience));
-  if (!audOk) return fail({ reason: "aud_mismatch" });
-  if (typeof p.exp !== "number" || !Number.isFinite(p.exp)) return fail({ reason: "no_exp" });
+  if (!audOk) return fail({ reason: "aud mismatch" });
+  if (typeof p.exp !== "number" || !Number.isFinite(p.exp)) return fail({ reason: "no exp" });
   if (seconds >= p.exp + LEEWAY_S) return fail({ reason: "expired" });
   if (p.nbf !== undefined && (typeof p.nbf !== "number" || seconds + LEEWAY_S < p.nbf)) {
-    return fail({ reason: "not_yet_valid" });
+    return fail({ reason: "not yet valid" });
   }
   if (p.iat !== undefined && (typeof p.iat !== "number" || seconds + LEEWAY_S < p.iat)) {
-    return fail({ reason: "issued_in_future" });
+    return fail({ reason: "issued in the future" });
   }
-  if (typeof p.sub !== "string" || !SUBJECT.test(p.sub)) return fail({ reason: "no_sub" });
+  if (typeof p.sub !== "string" || !SUBJECT.test(p.sub)) return fail({ reason: "no usable sub" });
   return { ok: true, claims: { sub: p.sub, email: p.email, email_verified: p.email_verified } };
 }
 
@@ -139,26 +100,26 @@ export async function verifyUserJwt(
   if (jwt.length > MAX_JWT_LENGTH || !JWT_SHAPE.test(jwt)) return fail({ reason: "malformed" });
   const [h, p, s] = jwt.split(".");
   const header = decodeJson(h);
-  if (!header) return fail({ reason: "malformed_header" });
+  if (!header) return fail({ reason: "malformed header" });
   const alg = header.alg;
   if (alg !== "RS256" && alg !== "ES256")
-    return fail({ reason: "alg_not_allowed", alg: String(alg).slice(0, 16) });
-  if (header.crit !== undefined) return fail({ reason: "crit_header" });
+    return fail({ reason: "algorithm not allowed", alg: String(alg).slice(0, 16) });
+  if (header.crit !== undefined) return fail({ reason: "crit header not supported" });
   const kid = header.kid;
-  if (typeof kid !== "string" || kid === "" || kid.length > 256) return fail({ reason: "no_kid" });
+  if (typeof kid !== "string" || kid === "" || kid.length > 256) return fail({ reason: "no kid" });
   const payload = decodeJson(p);
-  if (!payload) return fail({ reason: "malformed_payload" });
+  if (!payload) return fail({ reason: "malformed payload" });
   let signature: Uint8Array<ArrayBuffer>;
   try {
     signature = decodeB64url(s);
   } catch {
-    return fail({ reason: "malformed_signature" });
+    return fail({ reason: "malformed signature" });
   }
-  if (alg === "ES256" && signature.byteLength !== 64) return fail({ reason: "bad_signature" });
+  if (alg === "ES256" && signature.byteLength !== 64) return fail({ reason: "bad signature" });
 
   const jwk = await jwks.findKey(config.jwksUrl, kid, now);
-  if (!jwk) return fail({ reason: "unknown_kid" });
-  if (jwk.kty !== KEY_TYPE[alg]) return fail({ reason: "key_type_mismatch" });
+  if (!jwk) return fail({ reason: "unknown kid" });
+  if (jwk.kty !== KEY_TYPE[alg]) return fail({ reason: "key type does not match alg" });
   let valid: boolean;
   try {
     const key = await jwks.importKey(config.jwksUrl, jwk, alg);
@@ -167,6 +128,6 @@ export async function verifyUserJwt(
   } catch {
     valid = false;
   }
-  if (!valid) return fail({ reason: "bad_signature" });
+  if (!valid) return fail({ reason: "bad signature" });
   return checkClaims(payload, config, now);
 }

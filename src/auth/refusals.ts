@@ -5,7 +5,7 @@
  * does not compile until it has its answer.
  */
 import { ProblemError } from "../http/errors.ts";
-import { describeJwtRefusal, type JwtRefusal } from "./jwt.ts";
+import type { JwtRefusal } from "./jwt.ts";
 
 /** Why a bearer credential was refused before any principal was established. */
 export type CredentialRefusal =
@@ -74,7 +74,9 @@ export function credentialProblem(r: CredentialRefusal): ProblemError {
     case "jwt_not_configured":
       return invalidToken("jwt: end-user sign-in is not configured");
     case "jwt":
-      return invalidToken(`jwt: ${describeJwtRefusal(r.jwt)}`);
+      return invalidToken(
+        `jwt: ${r.jwt.reason === "algorithm not allowed" ? `${r.jwt.reason}: ${r.jwt.alg}` : r.jwt.reason}`,
+      );
     default:
       return r satisfies never;
   }

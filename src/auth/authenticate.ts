@@ -84,7 +84,7 @@ function checkOrigin(origins: readonly string[] | undefined, origin: string | un
 }
 
 async function findRecord(secret: string, kv: KVNamespace, c: Context) {
-  if (!isWellFormedToken(secret)) throw credentialProblem({ reason: "token_malformed" });
+  if (!isWellFormedToken(secret)) throw credentialProblem("token_malformed");
   let record: Awaited<ReturnType<typeof findToken>>;
   try {
     record = await findToken(kv, secret);
@@ -94,13 +94,13 @@ async function findRecord(secret: string, kv: KVNamespace, c: Context) {
       headers: { "Retry-After": "5" },
     });
   }
-  if (!record) throw credentialProblem({ reason: "token_unknown" });
+  if (!record) throw credentialProblem("token_unknown");
   return record;
 }
 
 async function userPrincipal(jwt: string, env: Env, c: Context): Promise<UserPrincipal> {
   const auth = userAuthOf(env);
-  if (!auth) throw credentialProblem({ reason: "jwt_not_configured" });
+  if (!auth) throw credentialProblem("jwt_not_configured");
   let result: Awaited<ReturnType<typeof verifyUserJwt>>;
   try {
     result = await verifyUserJwt(jwt, auth, c.get("jwks"));
@@ -111,7 +111,7 @@ async function userPrincipal(jwt: string, env: Env, c: Context): Promise<UserPri
       headers: { "Retry-After": "5" },
     });
   }
-  if (!result.ok) throw credentialProblem({ reason: "jwt", jwt: result });
+  if (!result.ok) throw credentialProblem(result);
   const { sub, email, email_verified } = result.claims;
   let address: string | undefined;
   try {
@@ -132,13 +132,13 @@ async function userPrincipal(jwt: string, env: Env, c: Context): Promise<UserPri
  */
 export async function authenticate(c: Context<AppEnv>): Promise<void> {
   if (c.req.query("access_token") !== undefined) {
-    throw credentialProblem({ reason: "token_in_query" });
+    throw credentialProblem("token_in_query");
   }
   const header = c.req.header("Authorization");
-  if (header === undefined || header === "") throw credentialProblem({ reason: "no_token" });
-  if (header.length > MAX_HEADER) throw credentialProblem({ reason: "header_too_long" });
+  if (header === undefined || header === "") throw credentialProblem("no_token");
+  if (header.length > MAX_HEADER) throw credentialProblem("header_too_long");
   const match = BEARER.exec(header);
-  if (!match) throw credentialProblem({ reason: "not_bearer" });
+  if (!match) throw credentialProblem("not_bearer");
   const secret = match[1];
   if (secret.startsWith(TOKEN_PREFIX)) {
     const record = await findRecord(secret, c.env.TOKENS, c);
@@ -155,7 +155,7 @@ export async function authenticate(c: Context<AppEnv>): Promise<void> {
   } else if (JWT_SHAPE.test(secret)) {
     c.set("principal", await userPrincipal(secret, c.env, c));
   } else {
-    throw credentialProblem({ reason: "unknown_credential" });
+    throw credentialProblem("unknown_credential");
   }
 }
 

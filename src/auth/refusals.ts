@@ -7,26 +7,28 @@
 import { ProblemError } from "../http/errors.ts";
 import type { JwtRefusal } from "./jwt.ts";
 
-/** Why a bearer credential was refused before any principal was established. */
+/**
+ * Why a bearer credential was refused before any principal was established:
+ * - `no_token`: no `Authorization` header, or an empty one;
+ * - `token_in_query`: a token in the query string (`access_token`), refused even when valid;
+ * - `not_bearer`: a header that is not one `Bearer <b64token>` (another scheme, two tokens, ...);
+ * - `header_too_long`: longer than any credential we issue or accept;
+ * - `token_malformed`: a `vge_` token of the wrong shape or checksum, refused without a KV read;
+ * - `token_unknown`: a well-formed token without a live record (unknown, revoked, expired alike);
+ * - `unknown_credential`: neither one of our tokens nor shaped like a JWT;
+ * - `jwt_not_configured`: a JWT while end-user sign-in is off;
+ * - a {@link JwtRefusal} (an object): a JWT that failed verification, and why.
+ */
 export type CredentialRefusal =
-  /** No `Authorization` header, or an empty one. */
-  | { reason: "no_token" }
-  /** A token in the query string (`access_token`): refused wherever it is valid. */
-  | { reason: "token_in_query" }
-  /** A header that is not one `Bearer <b64token>` credential (another scheme, two tokens, ...). */
-  | { reason: "not_bearer" }
-  /** A header longer than any credential we issue or accept. */
-  | { reason: "header_too_long" }
-  /** A `vge_` token of the wrong shape or with a wrong checksum: refused without a KV read. */
-  | { reason: "token_malformed" }
-  /** A well-formed token with no live record: unknown, revoked or expired alike. */
-  | { reason: "token_unknown" }
-  /** Neither one of our tokens nor shaped like a JWT. */
-  | { reason: "unknown_credential" }
-  /** A JWT while end-user sign-in is not configured. */
-  | { reason: "jwt_not_configured" }
-  /** A JWT that failed verification. */
-  | { reason: "jwt"; jwt: JwtRefusal };
+  | "no_token"
+  | "token_in_query"
+  | "not_bearer"
+  | "header_too_long"
+  | "token_malformed"
+  | "token_unknown"
+  | "unknown_credential"
+  | "jwt_not_configured"
+  | JwtRefusal;
 
 const REALM = 'Bearer realm="village-edge"';
 
@@ -59,7 +61,10 @@ export const insufficientScope = (detail: string, scope?: string) =>
 
 /** The problem a refused credential is answered with (what goes to logs stays in `logDetail`). */
 export function credentialProblem(r: CredentialRefusal): ProblemError {
-  switch (r.reason) {
+  if (typeof r === "object") {
+    return invalidToken(`jwt: ${r.reason === "algorithm not allowed" ? `${r.reason}: ${r.alg}` : r.reason}`);
+  }
+  switch (r) {
     case "no_token":
       return missingToken();
     case "token_in_query":
@@ -73,10 +78,6 @@ export function credentialProblem(r: CredentialRefusal): ProblemError {
       return invalidToken();
     case "jwt_not_configured":
       return invalidToken("jwt: end-user sign-in is not configured");
-    case "jwt":
-      return invalidToken(
-        `jwt: ${r.jwt.reason === "algorithm not allowed" ? `${r.jwt.reason}: ${r.jwt.alg}` : r.jwt.reason}`,
-      );
     default:
       return r satisfies never;
   }

@@ -43,9 +43,17 @@ export function respond(
   status: number,
   headers: HeaderMap = {},
 ): Response {
-  const all: HeaderMap = { ...standardOf(c), ...headers };
-  const vary = c.get("responseHeaders")?.Vary;
-  if (vary && headers.Vary) all.Vary = `${vary}, ${headers.Vary}`;
+  // One object, as standardOf() builds it, without a second one: this is every response's path.
+  const fromMiddleware = c.get("responseHeaders");
+  const all: HeaderMap = {
+    "Cache-Control": "no-store",
+    "X-Content-Type-Options": "nosniff",
+    ...fromMiddleware,
+    ...headers,
+  };
+  if (fromMiddleware?.Vary && headers.Vary) all.Vary = `${fromMiddleware.Vary}, ${headers.Vary}`;
+  const requestId = c.get("requestId");
+  if (requestId) all["X-Request-Id"] = requestId;
   const res = new Response(body, { status, headers: all });
   built.add(res);
   return res;
@@ -70,16 +78,15 @@ export const standardHeaders = (): MiddlewareHandler<AppEnv> =>
     await next();
     if (built.has(c.res)) return;
     const headers = new Headers(c.res.headers);
-    const added: string[] = [];
-    for (const [name, value] of Object.entries(standardOf(c))) {
+    const added = Object.entries(standardOf(c)).filter(([name, value]) => {
       const present = headers.get(name);
       if (present === null) headers.set(name, value);
-      else if (name !== "Vary" || present.toLowerCase().includes(value.toLowerCase())) continue;
+      else if (name !== "Vary" || present.includes(value)) return false;
       else headers.set(name, `${present}, ${value}`);
-      added.push(name);
-    }
+      return true;
+    });
     if (added.length === 0) return;
-    logEvent("warn", "response_headers_added", c, { status: c.res.status, added });
+    logEvent("warn", "response_headers_added", c, { added: added.map(([name]) => name) });
     const res = new Response(c.res.body, { status: c.res.status, statusText: c.res.statusText, headers });
     c.res = undefined; // Hono would otherwise copy the old headers over the new ones
     c.res = res;

@@ -89,6 +89,19 @@ describe("a signed-in user", () => {
     expect(jwksCalls).toHaveLength(1);
   });
 
+  it("keeps its JWKS per app: a fresh app fetches the same URL again, the first one does not", async () => {
+    const { patch, bindings, jwksCalls } = setup();
+    const jwt = await signJwt(rsa, claimsFor("ada@example.com"));
+    expect((await patch("ada@example.com", { first_name: "A" }, jwt)).status).toBe(202);
+    expect(jwksCalls).toHaveLength(1);
+    const fresh = createApp({ jwks: createJwksProvider() });
+    const res = await patchUser("ada@example.com", { first_name: "A" }, jwt, { bindings, app: fresh });
+    expect(res.status).toBe(202);
+    expect(jwksCalls).toEqual([bindings.AUTH_JWKS_URL, bindings.AUTH_JWKS_URL]);
+    expect((await patch("ada@example.com", { first_name: "A" }, jwt)).status).toBe(202);
+    expect(jwksCalls).toHaveLength(2);
+  });
+
   it("is matched after the same normalization as the target (domain case-insensitive, local part exact)", async () => {
     const { patch, upstream } = setup();
     const jwt = await signJwt(rsa, claimsFor("Ada@EXAMPLE.com"));

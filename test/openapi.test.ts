@@ -54,8 +54,13 @@ const REPRODUCE: Record<string, () => Promise<Response>> = {
     patchUser("ada@example.com", CHANGE, undefined, { headers: { Authorization: "Basic YWRhOmFkYQ==" } }),
   "invalid-email": async () => patchUser("not-an-email", CHANGE, await mint(["users:write"])),
   "malformed-json": async () => patchUser("ada@example.com", "{", await mint(["users:write"])),
-  "invalid-phone": async () =>
-    patchUser("ada@example.com", { phone_number: "+1 202 555 014" }, await mint(["users:write"])),
+  "phone-format": async () =>
+    patchUser("ada@example.com", { phone_number: "020 7123 4567" }, await mint(["users:write"])),
+  "phone-too-short": async () =>
+    patchUser("ada@example.com", { phone_number: "+44 123" }, await mint(["users:write"])),
+  "phone-too-long": async () =>
+    patchUser("ada@example.com", { phone_number: "+1 202 555 0143 12345" }, await mint(["users:write"])),
+  "null-field": async () => patchUser("ada@example.com", { last_name: null }, await mint(["users:write"])),
   "unknown-field": async () =>
     patchUser("ada@example.com", { ...CHANGE, email: "eve@example.com" }, await mint(["users:write"])),
   "empty-change": async () => patchUser("ada@example.com", {}, await mint(["users:write"])),

@@ -5,11 +5,11 @@
  * possible, with the same E.164 form.
  */
 import fc from "fast-check";
-import { parsePhoneNumberFromString } from "libphonenumber-js/min";
+import { parsePhoneNumberFromString, validatePhoneNumberLength } from "libphonenumber-js/min";
 import metadata from "libphonenumber-js/min/metadata";
 import examples from "libphonenumber-js/mobile/examples";
 import { describe, expect, it } from "vitest";
-import { callingCodeOf, INTERNATIONAL_FORMAT, possibleE164 } from "../src/model/phone.ts";
+import { callingCodeOf, checkPhone, INTERNATIONAL_FORMAT, possibleE164 } from "../src/model/phone.ts";
 
 /** What the library answers for text in international format: the E.164 form when possible. */
 function oracle(text: string): string | undefined {
@@ -126,6 +126,20 @@ describe("the phone check answers as libphonenumber-js does", () => {
       fc.property(input, (text) => possibleE164(text) === oracle(text)),
       { numRuns: 20_000 },
     );
+  });
+
+  it("says why a number is not possible as the library's validatePhoneNumberLength does", () => {
+    const reasons = { TOO_SHORT: "too-short", TOO_LONG: "too-long", INVALID_LENGTH: "invalid-length" };
+    const texts = [...writtenForms(), ...typeDriven()];
+    let compared = 0;
+    for (const text of texts) {
+      const library = validatePhoneNumberLength(text);
+      const checked = checkPhone(text);
+      if (!library || !(library in reasons) || "e164" in checked) continue;
+      compared++;
+      expect(checked.reason, text).toBe(reasons[library as keyof typeof reasons]);
+    }
+    expect(compared).toBeGreaterThan(500);
   });
 
   it("reads the calling code as the library does (the audit trail keeps it when masking)", () => {

@@ -143,23 +143,50 @@ export function callingCodeOf(text: string): string | undefined {
   return undefined;
 }
 
+/** Why a number in international format is not a possible one. */
+export type PhoneProblem =
+  | { reason: "unknown-calling-code" }
+  | { reason: "too-short" | "too-long" | "invalid-length"; callingCode: string; country?: string };
+
+/**
+ * Parses text that matches {@link INTERNATIONAL_FORMAT}: the E.164 form when the number is
+ * possible in its numbering plan, otherwise what is wrong with it (the library's
+ * `validatePhoneNumberLength` reasons, for the country the number belongs to).
+ */
+export function checkPhone(text: string): { e164: string } | PhoneProblem {
+  const digits = text.replace(/[^0-9]/g, "");
+  const callingCode = digits.length < 3 ? undefined : callingCodeOf(digits);
+  const plan = callingCode && mainPlan(callingCode);
+  if (!callingCode || !plan) {
+    // "+1", "+44": a calling code and nothing after it is a number too short to be one.
+    const short = digits.length > 0 && digits.length < 4 && callingCodeOf(`${digits}000`) === digits;
+    return short ? { reason: "too-short", callingCode: digits } : { reason: "unknown-calling-code" };
+  }
+  const rest = digits.slice(callingCode.length);
+  const geo = countriesOf(callingCode)?.[0];
+  if (!rest) return { reason: "too-short", callingCode, country: geo };
+  const national = stripNationalPrefix(rest, callingCode, plan);
+  const country = countryOf(callingCode, national);
+  const named = country ?? geo;
+  if (national.length < MIN_NATIONAL) return { reason: "too-short", callingCode, country: named };
+  if (national.length > MAX_NATIONAL) return { reason: "too-long", callingCode, country: named };
+  const selected = country ? COUNTRIES[country] : plan;
+  if (!possibleLengths(selected)) {
+    return NON_GEOGRAPHIC[callingCode]
+      ? { e164: `+${callingCode}${national}` }
+      : { reason: "invalid-length", callingCode, country: named };
+  }
+  const length = checkLength(national, selected);
+  return length === "possible"
+    ? { e164: `+${callingCode}${national}` }
+    : { reason: length, callingCode, country: named };
+}
+
 /**
  * Parses text that matches {@link INTERNATIONAL_FORMAT}. Returns the E.164 form when the number
  * is possible in its numbering plan, otherwise undefined.
  */
 export function possibleE164(text: string): string | undefined {
-  const digits = text.replace(/[^0-9]/g, "");
-  if (digits.length < 3) return undefined;
-  const callingCode = callingCodeOf(digits);
-  if (!callingCode) return undefined;
-  const plan = mainPlan(callingCode);
-  const rest = digits.slice(callingCode.length);
-  if (!plan || !rest) return undefined;
-  const national = stripNationalPrefix(rest, callingCode, plan);
-  if (national.length < MIN_NATIONAL || national.length > MAX_NATIONAL) return undefined;
-  const country = countryOf(callingCode, national);
-  const selected = country ? COUNTRIES[country] : plan;
-  if (!possibleLengths(selected))
-    return NON_GEOGRAPHIC[callingCode] ? `+${callingCode}${national}` : undefined;
-  return checkLength(national, selected) === "possible" ? `+${callingCode}${national}` : undefined;
+  const checked = checkPhone(text);
+  return "e164" in checked ? checked.e164 : undefined;
 }

@@ -5,7 +5,7 @@
 import * as z from "zod/mini";
 import type { FieldError } from "../http/errors.ts";
 import { FIELDS } from "../model/fields.ts";
-import { INTERNATIONAL_FORMAT, possibleE164 } from "../model/phone.ts";
+import { checkPhone, INTERNATIONAL_FORMAT, type PhoneProblem } from "../model/phone.ts";
 
 export const NAME_MAX = 100;
 /** Largest request body read, in bytes; three 100-character names fit many times over. */
@@ -15,8 +15,30 @@ export const MAX_BODY_BYTES = 8 * 1024;
 // biome-ignore lint/suspicious/noControlCharactersInRegex: refusing control characters is the point
 const FORBIDDEN_IN_NAME = /[\u0000-\u001f\u007f-\u009f\u2028\u2029\u202a-\u202e\u2066-\u2069]/;
 
+/** Field messages that the OpenAPI examples repeat word for word. */
+export const MESSAGES = {
+  null: "null is not allowed; leave the field out to keep it.",
+  notString: "Must be a string.",
+  phoneFormat: "Must be a phone number in international format, such as +15555555555.",
+} as const;
+
+/** A string, with a message for `null` that says how to keep a field as it is. */
+const text = () =>
+  z.string({ error: (issue) => (issue.input === null ? MESSAGES.null : MESSAGES.notString) });
+
+/** What is wrong with a number in international format that is not a possible one. */
+export function phoneMessage(problem: PhoneProblem): string {
+  if (problem.reason === "unknown-calling-code") {
+    return "Must start with a known country calling code, such as +1 or +44.";
+  }
+  const plan = `+${problem.callingCode}${problem.country ? ` (${problem.country})` : ""} phone number`;
+  if (problem.reason === "too-short") return `Too short for a ${plan}.`;
+  if (problem.reason === "too-long") return `Too long for a ${plan}.`;
+  return `Not a possible length for a ${plan}.`;
+}
+
 const name = z.pipe(
-  z.string(),
+  text(),
   z.transform((input: string, ctx) => {
     const value = input.normalize("NFC").trim();
     const length = [...value].length;
@@ -35,19 +57,16 @@ const name = z.pipe(
 );
 
 const phone = z.pipe(
-  z.string(),
+  text(),
   z.transform((input: string, ctx) => {
     const value = input.trim();
-    const e164 = INTERNATIONAL_FORMAT.test(value) ? possibleE164(value) : undefined;
-    if (e164 === undefined) {
-      ctx.issues.push({
-        code: "custom",
-        message: "Must be a phone number in international format, such as +15555555555.",
-        input,
-      });
+    const checked = INTERNATIONAL_FORMAT.test(value) ? checkPhone(value) : undefined;
+    if (checked === undefined || !("e164" in checked)) {
+      const message = checked ? phoneMessage(checked) : MESSAGES.phoneFormat;
+      ctx.issues.push({ code: "custom", message, input });
       return z.NEVER;
     }
-    return e164;
+    return checked.e164;
   }),
 );
 

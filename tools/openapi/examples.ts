@@ -5,7 +5,7 @@
  */
 
 import { type FieldError, type ProblemType, problemCatalog, problemTypeUri } from "../../src/http/errors.ts";
-import { MAX_BODY_BYTES } from "../../src/users/changes.ts";
+import { MAX_BODY_BYTES, MESSAGES } from "../../src/users/changes.ts";
 
 /** The request id shown in examples. */
 export const EXAMPLE_REQUEST_ID = "3f2c8a5e-9b1d-4c7e-8f60-2a4b6c8d0e1f";
@@ -113,18 +113,29 @@ export const PROBLEM_EXAMPLES: ProblemExample[] = [
   ),
   problem("malformed-json", "A body that is not JSON", "malformed-json", "The body is not valid JSON."),
   problem(
-    "invalid-phone",
-    "A phone number that is not possible",
+    "phone-format",
+    "A phone number not in international format",
     "validation-failed",
     "The change is not valid.",
-    [
-      {
-        field: "phone_number",
-        pointer: "/phone_number",
-        detail: "Must be a phone number in international format, such as +15555555555.",
-      },
-    ],
+    [{ field: "phone_number", pointer: "/phone_number", detail: MESSAGES.phoneFormat }],
   ),
+  problem(
+    "phone-too-short",
+    "A phone number too short for its country",
+    "validation-failed",
+    "The change is not valid.",
+    [{ field: "phone_number", pointer: "/phone_number", detail: "Too short for a +44 (GB) phone number." }],
+  ),
+  problem(
+    "phone-too-long",
+    "A phone number too long for its country",
+    "validation-failed",
+    "The change is not valid.",
+    [{ field: "phone_number", pointer: "/phone_number", detail: "Too long for a +1 (US) phone number." }],
+  ),
+  problem("null-field", "A field set to null", "validation-failed", "The change is not valid.", [
+    { field: "last_name", pointer: "/last_name", detail: MESSAGES.null },
+  ]),
   problem(
     "unknown-field",
     "A field that cannot be changed",

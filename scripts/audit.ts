@@ -5,6 +5,8 @@
  * flag, so it stays out of shell history. Uses node: built-ins only.
  */
 import { parseArgs } from "node:util";
+import { DURATION_SYNTAX, EXIT, parseDuration } from "./lib/cli.ts";
+import { findServer, NO_SERVER } from "./lib/server.ts";
 
 const USAGE = `Usage: npm run audit -- [filters] [--json] [--local | --remote | --url URL] [--token-env VAR]
 
@@ -14,18 +16,18 @@ Filters (all optional, combined with AND):
   --outcome OUTCOME      pending, unknown, accepted, not_found, rejected_by_village,
                          upstream_error, timeout, denied, invalid, rate_limited
   --request-id ID        the X-Request-Id of a request
-  --since TIME           ISO 8601 date or date-time, or relative: 90m, 12h, 7d
+  --since TIME           ISO 8601 date or date-time, or a duration ago: ${DURATION_SYNTAX}
   --until TIME           same forms; defaults to now when --since is given
   --limit N              entries to show (default 50), newest first
   --id AUDIT_ID          show one entry in full, with its outcome
 
 Output: a table, or with --json a JSON array (one object with --id).
-Target: --local (default, http://127.0.0.1:8787), --remote (the URL in $VILLAGE_EDGE_URL),
-        or --url https://...
+Target: --url URL, else $VILLAGE_EDGE_URL, else the running \`npm start\` (any --port; it
+        leaves its URL in .wrangler/dev-server.json). --local: only that npm start;
+        --remote: only $VILLAGE_EDGE_URL (the deployed Worker's URL).
 Token:  an audit:read token in $AUDIT_TOKEN, or in the variable named by --token-env.
-        Create one with: npm run token -- create --name reviewer --scope audit:read`;
-
-const LOCAL_URL = "http://127.0.0.1:8787";
+        Create one with: npm run token -- create --name reviewer --scope audit:read
+Exit codes: 0 done, 1 failed (refused, unreachable, not found), 2 usage error.`;
 /** Pages followed at most; each holds up to 1000 entries. */
 const MAX_PAGES = 1000;
 
@@ -43,30 +45,49 @@ interface Summary {
   latency_ms?: number;
 }
 
+/** A failure: exit 1. */
 class CliError extends Error {}
+/** A bad command line: exit 2. */
+class UsageError extends CliError {}
 
-/** `90m`, `12h`, `7d` ago, or an ISO date/date-time passed through. */
+/** A duration ago (`90m`, `12h`, `7d`), or an ISO date/date-time passed through. */
 function toIso(value: string, now = Date.now()): string {
-  const rel = /^(\d+)([mhd])$/.exec(value);
-  if (rel) {
-    const unit = { m: 60_000, h: 3_600_000, d: 86_400_000 }[rel[2] as "m" | "h" | "d"];
-    return new Date(now - Number(rel[1]) * unit).toISOString();
+  if (/^\d+[a-z]$/.test(value)) {
+    try {
+      return new Date(now - parseDuration(value)).toISOString();
+    } catch (err) {
+      throw new UsageError((err as Error).message);
+    }
   }
-  if (Number.isNaN(Date.parse(value))) throw new CliError(`not a time: ${value}`);
+  if (!/^\d{4}-\d{2}-\d{2}/.test(value) || Number.isNaN(Date.parse(value))) {
+    throw new UsageError(
+      `"${value}" is neither an ISO date (2026-11-01) nor a duration (${DURATION_SYNTAX})`,
+    );
+  }
   return value;
 }
 
 function baseUrl(flags: { local?: boolean; remote?: boolean; url?: string }): string {
   if ([flags.local, flags.remote, flags.url !== undefined].filter(Boolean).length > 1) {
-    throw new CliError("choose one of --local, --remote and --url");
+    throw new UsageError("choose one of --local, --remote and --url");
   }
-  if (flags.url) return flags.url.replace(/\/+$/, "");
   if (flags.remote) {
-    const url = process.env.VILLAGE_EDGE_URL;
-    if (!url) throw new CliError("--remote needs VILLAGE_EDGE_URL (the deployed Worker's URL), or use --url");
+    const url = process.env.VILLAGE_EDGE_URL?.trim();
+    if (!url)
+      throw new UsageError("--remote needs VILLAGE_EDGE_URL (the deployed Worker's URL), or use --url");
     return url.replace(/\/+$/, "");
   }
-  return LOCAL_URL;
+  if (flags.local) {
+    const saved = process.env.VILLAGE_EDGE_URL;
+    delete process.env.VILLAGE_EDGE_URL;
+    const found = findServer();
+    if (saved !== undefined) process.env.VILLAGE_EDGE_URL = saved;
+    if (!found) throw new CliError("--local: no running `npm start` found (.wrangler/dev-server.json)");
+    return found.url;
+  }
+  const found = findServer(flags.url);
+  if (!found) throw new CliError(NO_SERVER);
+  return found.url;
 }
 
 async function getJson(url: string, token: string): Promise<{ body: unknown; next: string | null }> {
@@ -118,7 +139,17 @@ function table(entries: Summary[]): string {
 }
 
 async function main(argv: string[]): Promise<void> {
-  const { values: flags } = parseArgs({
+  let parsed: ReturnType<typeof parseFlags>;
+  try {
+    parsed = parseFlags(argv);
+  } catch (err) {
+    throw new UsageError((err as Error).message);
+  }
+  await run(parsed.values);
+}
+
+function parseFlags(argv: string[]) {
+  return parseArgs({
     args: argv,
     strict: true,
     options: {
@@ -138,11 +169,14 @@ async function main(argv: string[]): Promise<void> {
       help: { type: "boolean", short: "h" },
     },
   });
+}
+
+async function run(flags: ReturnType<typeof parseFlags>["values"]): Promise<void> {
   if (flags.help) return void console.log(USAGE);
   const base = baseUrl(flags);
   const tokenEnv = flags["token-env"] ?? "AUDIT_TOKEN";
   const token = process.env[tokenEnv];
-  if (!token) throw new CliError(`set ${tokenEnv} to an audit:read token (see --help)`);
+  if (!token) throw new UsageError(`set ${tokenEnv} to an audit:read token (see --help)`);
 
   if (flags.id) {
     const { body } = await getJson(`${base}/audit/${encodeURIComponent(flags.id)}`, token);
@@ -157,7 +191,8 @@ async function main(argv: string[]): Promise<void> {
   }
 
   const wanted = flags.limit === undefined ? 50 : Number(flags.limit);
-  if (!Number.isInteger(wanted) || wanted < 1) throw new CliError("--limit must be a positive whole number");
+  if (!Number.isInteger(wanted) || wanted < 1)
+    throw new UsageError("--limit must be a positive whole number");
   const query = new URLSearchParams();
   if (flags.email) query.set("email", flags.email);
   if (flags.token) query.set("token", flags.token);
@@ -187,6 +222,6 @@ try {
   await main(process.argv.slice(2));
 } catch (err) {
   if (!(err instanceof CliError) && !(err instanceof TypeError && "code" in err)) throw err;
-  console.error(`audit: ${err.message}`);
-  process.exitCode = 1;
+  console.error(`audit: ${err.message}${err instanceof UsageError ? "\nTry --help." : ""}`);
+  process.exitCode = err instanceof UsageError ? EXIT.usage : EXIT.failed;
 }

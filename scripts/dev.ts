@@ -5,6 +5,8 @@
  * - Real Village (.dev.vars has VILLAGE_API_KEY): plain `wrangler dev` with those credentials.
  * Options: --port N, --sandbox-port N, --persist-to DIR, --sandbox (ignore .dev.vars credentials).
  * Ctrl-C or SIGTERM stops everything; if wrangler exits on its own, this exits with its code.
+ * Once the Worker answers, its URL is in .wrangler/dev-server.json (scripts/lib/server.ts), where
+ * `npm run audit` and the other CLIs find it; the file goes when this process stops.
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
@@ -14,6 +16,7 @@ import { parseArgs, parseEnv } from "node:util";
 import { DEMO_USERS, type Sandbox, type SandboxUser, startSandbox } from "../fakes/sandbox.ts";
 import { rotateDemoToken } from "./lib/demo-token.ts";
 import { PROJECT_ROOT, WRANGLER_CONFIG, wranglerBin } from "./lib/kv.ts";
+import { removeState, STATE_FILE, writeState } from "./lib/server.ts";
 
 const HELP = `Usage: npm start [-- --port 8787] [--sandbox-port 8788] [--persist-to DIR] [--sandbox]
 Starts wrangler dev on 127.0.0.1. Without VILLAGE_API_KEY in .dev.vars (or with --sandbox) it runs
@@ -91,6 +94,7 @@ let stopping = false;
 async function stop(code: number): Promise<never> {
   if (!stopping) {
     stopping = true;
+    removeState();
     if (wrangler && wrangler.exitCode === null && wrangler.signalCode === null) {
       const exited = new Promise((r) => wrangler?.once("exit", r));
       wrangler.kill("SIGTERM");
@@ -183,6 +187,9 @@ for (;;) {
   await new Promise((r) => setTimeout(r, 250));
 }
 
+writeState({ url: origin, pid: process.pid, started_at: new Date().toISOString() });
+process.on("exit", () => removeState());
+
 const rule = "-".repeat(78);
 say(`\n${rule}`);
 if (realMode || !sandbox || !demo) {
@@ -209,5 +216,7 @@ if (realMode || !sandbox || !demo) {
       `-H 'Content-Type: application/json' -d '{"first_name":"Ada","last_name":"King"}'`,
   );
 }
+say(`  API reference:    ${origin}/docs (the contract: ${origin}/openapi.json)`);
+say(`  npm run audit finds this server (${path.relative(PROJECT_ROOT, STATE_FILE)}); --url overrides.`);
 say(rule);
 say("Ctrl-C stops everything.");

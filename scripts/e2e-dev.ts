@@ -6,6 +6,9 @@
  *    phone change for a@example.com 202; first_name change 403; phone change for b@other.com 403;
  *    nothing reached the sandbox for the two refusals.
  * 3. `token list` never prints the secret (nor its hash); `token revoke` works, then the token gets 401.
+ * 4. `npm run audit` finds that `npm start` (on a free, non-default port) through its state file,
+ *    without flags; `--url` and `VILLAGE_EDGE_URL` override it; usage errors exit 2 in both CLIs,
+ *    which read durations alike (`90m`); once npm start stops, the state file is gone.
  * Isolation: both `npm start` and the token CLI get `--persist-to <fresh temp folder>`, so the
  * developer's `.wrangler/state` (tokens, demo token) is never read or changed, and `--sandbox`, so
  * credentials in `.dev.vars` are never used. Children run in their own process group, killed on
@@ -13,7 +16,7 @@
  */
 import { spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
-import { mkdtempSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
 import { request as httpRequest } from "node:http";
 import { tmpdir } from "node:os";
 import path from "node:path";
@@ -27,6 +30,11 @@ const NETWORK = "sandbox-network";
 const { step, fail, summary, counts } = checklist("e2e");
 let stack: DevStack | undefined;
 const state = mkdtempSync(path.join(tmpdir(), "village-edge-e2e-"));
+// This run's npm start leaves its URL here (not in the project's .wrangler/), and the CLIs it
+// starts look here; no VILLAGE_EDGE_URL of the developer's may steer them.
+const stateFile = path.join(state, "dev-server.json");
+process.env.VILLAGE_EDGE_STATE_FILE = stateFile;
+delete process.env.VILLAGE_EDGE_URL;
 
 function finish(code: number): never {
   killGroup(stack?.child.pid);
@@ -48,8 +56,13 @@ function dumpServerOutput(): void {
 }
 
 /** Runs a command to completion (bounded), capturing its output. */
-function run(cmd: string, args: string[], timeoutMs = 60_000) {
-  const r = spawnSync(cmd, args, { cwd: PROJECT_ROOT, encoding: "utf8", timeout: timeoutMs });
+function run(cmd: string, args: string[], timeoutMs = 60_000, env: Record<string, string> = {}) {
+  const r = spawnSync(cmd, args, {
+    cwd: PROJECT_ROOT,
+    encoding: "utf8",
+    timeout: timeoutMs,
+    env: { ...process.env, ...env },
+  });
   return { code: r.status, stdout: r.stdout ?? "", stderr: r.stderr ?? "" };
 }
 
@@ -207,6 +220,66 @@ await step("token revoke works; afterwards the token gets 401 and nothing is for
   check(token("show", "tok_0000000000000000").code === 1, "show of an unknown id does not exit 1");
 });
 
+await step("npm start left its URL in its state file, readable by its owner only", async () => {
+  const saved = JSON.parse(readFileSync(stateFile, "utf8")) as { url: string; pid: number };
+  check(saved.url === origin, `state file url ${saved.url}, expected ${origin}`);
+  check(Number.isInteger(saved.pid), "no pid in the state file");
+  check((statSync(stateFile).mode & 0o077) === 0, "the state file is readable by others");
+});
+
+let auditToken = "";
+const audit = (args: string[], env: Record<string, string> = {}) =>
+  run("npm", ["run", "--silent", "audit", "--", ...args], 60_000, { AUDIT_TOKEN: auditToken, ...env });
+await step(`npm run audit finds npm start on port ${port} with no flags (token --expires 90m)`, async () => {
+  check(port !== 8787, "the e2e server is on the default port");
+  const r = token("create", "--name", "reviewer", "--scope", "audit:read", "--expires", "90m", "--json");
+  check(r.code === 0, `token create --expires 90m: exit ${r.code}: ${r.stderr}`);
+  auditToken = cliJson<{ token: string }>(r.stdout).token;
+  secrets.push(auditToken);
+  const listed = audit(["--since", "90m", "--json"]);
+  check(listed.code === 0, `audit: exit ${listed.code}: ${listed.stderr}`);
+  const entries = JSON.parse(listed.stdout) as { email?: string }[];
+  check(
+    entries.some((e) => e.email === "a@example.com"),
+    "the audit trail of this run is not listed",
+  );
+});
+
+await step("--url and VILLAGE_EDGE_URL override the state file", async () => {
+  const closed = `http://127.0.0.1:${await freePort()}`;
+  const flagged = audit(["--url", closed]);
+  check(
+    flagged.code === 1 && flagged.stderr.includes(closed),
+    `--url: exit ${flagged.code}: ${flagged.stderr}`,
+  );
+  const env = audit([], { VILLAGE_EDGE_URL: closed });
+  check(env.code === 1 && env.stderr.includes(closed), `VILLAGE_EDGE_URL: exit ${env.code}: ${env.stderr}`);
+  check(audit(["--url", origin, "--limit", "1"]).code === 0, "--url to the running server fails");
+});
+
+await step("usage errors exit 2 in both CLIs; both read 90m and refuse 90x alike", async () => {
+  for (const [what, r] of [
+    ["audit --since 90x", audit(["--since", "90x"])],
+    ["audit --bogus", audit(["--bogus"])],
+    ["audit --limit 0", audit(["--limit", "0"])],
+    [
+      "token create --expires 90x",
+      token("create", "--name", "x", "--scope", "audit:read", "--expires", "90x"),
+    ],
+    ["token --bogus", token("list", "--bogus")],
+  ] as const) {
+    check(r.code === 2, `${what}: exit ${r.code}, expected 2: ${r.stderr}`);
+  }
+});
+
+await step("token show says what a token may do: fields, servers only or origins, domains", async () => {
+  const r = token("show", id);
+  check(r.code === 0, `show: exit ${r.code}: ${r.stderr}`);
+  check(/may\s+change phone_number/.test(r.stdout), `no "may change phone_number":\n${r.stdout}`);
+  check(/from\s+servers only/.test(r.stdout), `no "from servers only":\n${r.stdout}`);
+  check(/users\s+emails in example\.com/.test(r.stdout), `no "users emails in example.com":\n${r.stdout}`);
+});
+
 await step("no token secret of this run appears in the server's logs (demo banner aside)", async () => {
   const logs = output.join("").replace(banner, "");
   check(!secrets.some((s) => logs.includes(s)), "a token secret appears in the server output");
@@ -225,6 +298,12 @@ await step("SIGTERM stops npm start, wrangler and the sandbox", async () => {
     );
     check(res === "refused", `127.0.0.1:${p} still answers after stop`);
   }
+  check(!existsSync(stateFile), "the state file is still there after npm start stopped");
+  const r = audit([]);
+  check(
+    r.code === 1 && r.stderr.includes("no village-edge server found"),
+    `audit: exit ${r.code}: ${r.stderr}`,
+  );
 });
 
 clearTimeout(hardStop);

@@ -15,9 +15,9 @@ import {
   SCOPES,
   type TokenIndexRecord,
 } from "../src/auth/tokens.ts";
-import { isMain } from "./lib/cli.ts";
-import { openLocalKv, persistRoot, wranglerKv } from "./lib/kv.ts";
-import { checkCreate, checkId, clean, type Flags, OPTIONS, UsageError } from "./lib/token-input.ts";
+import { DURATION_SYNTAX, EXIT, isMain } from "./lib/cli.ts";
+import { checkRemoteBinding, openLocalKv, persistRoot, wranglerKv } from "./lib/kv.ts";
+import { access, checkCreate, checkId, clean, type Flags, OPTIONS, UsageError } from "./lib/token-input.ts";
 
 const BINDING = "TOKENS";
 const REVOCATION_NOTE =
@@ -38,8 +38,11 @@ Create options:
                        ${SCOPES.join(", ")}
   --domain DOMAIN      repeatable; email domains the token may touch: example.com (exact)
                        or *.example.com (subdomains only). Default: any domain.
-  --origin ORIGIN      repeatable; browser origins allowed to use it, e.g. https://app.example.com
-  --expires WHEN       ISO date/time (2027-01-31, 2027-01-31T12:00:00Z) or a duration: 30d, 12h
+  --origin ORIGIN      repeatable; makes a browser token: only these origins may use it, e.g.
+                       https://app.example.com. Without --origin it is a server token, which
+                       every browser origin is refused with.
+  --expires WHEN       ISO date/time (2027-01-31, 2027-01-31T12:00:00Z) or a duration from now:
+                       ${DURATION_SYNTAX}
 
 Common options:
   --local              wrangler's local state, the one \`wrangler dev\` and \`npm start\` read (default)
@@ -67,11 +70,13 @@ function publicView(r: TokenIndexRecord) {
 }
 
 function describe(r: ReturnType<typeof publicView>): string {
+  const can = access(r);
   const rows: [string, string | undefined][] = [
     ["name", clean(r.name)],
     ["scopes", r.scopes.join(" ")],
-    ["domains", r.domains?.join(" ") ?? "any"],
-    ["origins", r.origins?.join(" ") ?? "any"],
+    ["may", can.may],
+    ["from", can.from],
+    ["users", can.users],
     ["expires", r.expires_at ?? "never"],
     ["created", r.created_at],
     ["revoked", r.revoked_at],
@@ -123,16 +128,26 @@ async function run({ command, flags, input, id = "" }: Job, kv: KvLike, store: s
       const all = (await listTokens(kv))
         .map((t) => ({ ...t, status: statusOf(t) }))
         .sort((a, b) => a.created_at.localeCompare(b.created_at));
-      const shown = flags.all ? all : all.filter((t) => t.status !== "revoked");
+      const listed = flags.all ? all : all.filter((t) => t.status !== "revoked");
+      // Key metadata holds no domains or origins: read each id record (never its hash) for them.
+      const shown: ((typeof listed)[number] & { domains?: string[]; origins?: string[] })[] = [];
+      for (let i = 0; i < listed.length; i += 8) {
+        const records = await Promise.all(listed.slice(i, i + 8).map((t) => getTokenById(kv, t.id)));
+        records.forEach((r, j) => {
+          shown.push({ ...listed[i + j], domains: r?.domains, origins: r?.origins });
+        });
+      }
       if (flags.json) return out(JSON.stringify(shown, null, 2));
       const hidden = all.length - shown.length;
       const note = hidden ? ` (${hidden} revoked not shown; --all shows them)` : "";
       if (shown.length === 0) return out(`No tokens in ${store}${note}.`);
-      const head = ["ID", "NAME", "SCOPES", "EXPIRES", "STATUS", "CREATED"];
+      const head = ["ID", "NAME", "SCOPES", "FROM (ORIGINS)", "DOMAINS", "EXPIRES", "STATUS", "CREATED"];
       const rows = shown.map((t) => [
         t.id,
         clean(t.name),
         t.scopes.join(","),
+        t.origins ? t.origins.join(",") : "servers only",
+        t.domains ? t.domains.join(",") : "any",
         t.expires_at ?? "never",
         t.status,
         t.created_at,
@@ -171,7 +186,7 @@ export async function main(argv: string[]): Promise<number> {
     parsed = parseArgs({ args: argv, options: OPTIONS, allowPositionals: true, strict: true });
   } catch (err) {
     process.stderr.write(`token: ${err instanceof Error ? err.message : String(err)}\nTry --help.\n`);
-    return 2;
+    return EXIT.usage;
   }
   const { values: flags, positionals } = parsed;
   const command = positionals[0];
@@ -196,6 +211,7 @@ export async function main(argv: string[]): Promise<number> {
     let kv: KvLike;
     let store: string;
     if (flags.remote) {
+      await checkRemoteBinding(BINDING);
       kv = wranglerKv(BINDING, { remote: true });
       store = `remote KV (binding ${BINDING})`;
     } else {

@@ -61,3 +61,23 @@ export function closeServer(server: Server): Promise<void> {
     server.closeAllConnections();
   });
 }
+
+const UNITS = { s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000, w: 604_800_000 } as const;
+
+/** The one duration syntax of every CLI here, as help texts show it. */
+export const DURATION_SYNTAX = "<n>s|m|h|d|w, like 90m, 12h, 30d";
+
+/**
+ * A duration in the one syntax every CLI uses: a whole number and a unit, `s`, `m`, `h`, `d` or
+ * `w` (`90m`, `12h`, `30d`, `2w`). Returns milliseconds; throws a `RangeError` naming the syntax.
+ */
+export function parseDuration(text: string): number {
+  const match = /^(\d{1,7})([smhdw])$/.exec(text.trim());
+  if (!match || Number(match[1]) === 0) {
+    throw new RangeError(`"${text}" is not a duration (${DURATION_SYNTAX})`);
+  }
+  return Number(match[1]) * UNITS[match[2] as keyof typeof UNITS];
+}
+
+/** Exit codes of every CLI here: 0 done, 1 failed or not found, 2 usage error. */
+export const EXIT = { ok: 0, failed: 1, usage: 2 } as const;

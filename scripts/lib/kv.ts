@@ -68,7 +68,7 @@ export async function openLocalKv(binding: string, persistTo?: string): Promise<
 /** Where {@link wranglerKv} points: Cloudflare, or (for checking this adapter) a local folder. */
 export type WranglerTarget = { remote: true } | { remote: false; persistTo: string };
 
-interface RunResult {
+export interface RunResult {
   code: number | null;
   stdout: Buffer;
   stderr: string;
@@ -96,10 +96,50 @@ function runWrangler(args: string[]): Promise<RunResult> {
 // biome-ignore lint/suspicious/noControlCharactersInRegex: strips wrangler's terminal colours
 const ANSI = /\u001b\[[0-9;]*m/g;
 
-function failed(op: string, r: RunResult): Error {
+/**
+ * Why a wrangler KV command failed, in words, without what it was given: wrangler echoes the
+ * command (a token record, its hash included), so only recognised causes and wrangler's own
+ * error lines, with every argument and anything hash-like cut out, are shown.
+ */
+export function failed(op: string, r: RunResult, args: string[] = []): Error {
   const text = `${r.stderr}\n${r.stdout.toString("utf8")}`.replace(ANSI, "");
-  const tail = text.trim().split("\n").slice(-8).join("\n");
-  return new Error(`wrangler kv key ${op} failed (exit ${r.code}):\n${tail}`);
+  const hints: string[] = [];
+  if (
+    /not (logged in|authenticated)|CLOUDFLARE_API_TOKEN|wrangler login|Authentication error|\[code: 10000\]/i.test(
+      text,
+    )
+  ) {
+    hints.push(
+      "wrangler is not logged in: run `npx wrangler login`, or set CLOUDFLARE_API_TOKEN (and CLOUDFLARE_ACCOUNT_ID).",
+    );
+  }
+  if (/namespace.*(not found|not exist)|\[code: 10013\]|\[code: 10041\]/i.test(text)) {
+    hints.push("the KV namespace id in wrangler.toml does not exist in this account (see README, Deploy).");
+  }
+  let errors = text
+    .split("\n")
+    .filter((line) => /✘|\[ERROR\]|error/i.test(line))
+    .map((line) => line.trim());
+  for (const arg of args) if (arg.length >= 8) errors = errors.map((l) => l.split(arg).join("[…]"));
+  errors = errors.map((l) => l.replace(/[0-9a-f]{32,}/gi, "[…]").replace(/\{.*\}/g, "[…]"));
+  const detail = [...hints, ...errors.slice(0, 4)].join("\n  ") || "no error message";
+  return new Error(`wrangler kv key ${op} failed (exit ${r.code}):\n  ${detail}`);
+}
+
+/** Placeholder namespace ids like the ones wrangler.toml ships with (`000…01`). */
+const PLACEHOLDER_ID = /^0{16,}\d*$/;
+
+/** Refuses `--remote` while wrangler.toml still holds a placeholder id for this binding. */
+export async function checkRemoteBinding(binding: string): Promise<void> {
+  const { unstable_readConfig } = await import("wrangler");
+  const config = unstable_readConfig({ config: WRANGLER_CONFIG }, { hideWarnings: true });
+  const ns = config.kv_namespaces.find((k: { binding: string; id?: string }) => k.binding === binding);
+  if (!ns) throw new Error(`wrangler.toml has no KV binding named ${binding}`);
+  if (ns.id && PLACEHOLDER_ID.test(ns.id)) {
+    throw new Error(
+      `wrangler.toml's ${binding} namespace id is still the placeholder ${ns.id}: create the namespace with \`npx wrangler kv namespace create ${binding}\` and paste its id into wrangler.toml`,
+    );
+  }
 }
 
 /**
@@ -115,7 +155,7 @@ export function wranglerKv(binding: string, target: WranglerTarget): KvLike {
       // Remote: a missing key is an API 404 error. Local: wrangler prints this line instead.
       if (r.code !== 0) {
         if (/ - 404: /.test(r.stderr)) return null;
-        throw failed("get", r);
+        throw failed("get", r, [key]);
       }
       const text = r.stdout.toString("utf8");
       if (!target.remote && text === "Value not found\n") return null;
@@ -126,11 +166,11 @@ export function wranglerKv(binding: string, target: WranglerTarget): KvLike {
       if (options.metadata !== undefined) args.push("--metadata", JSON.stringify(options.metadata));
       if (options.expiration !== undefined) args.push("--expiration", String(options.expiration));
       const r = await runWrangler(args);
-      if (r.code !== 0) throw failed("put", r);
+      if (r.code !== 0) throw failed("put", r, args);
     },
     async delete(key) {
       const r = await runWrangler(["kv", "key", "delete", key, ...common]);
-      if (r.code !== 0) throw failed("delete", r);
+      if (r.code !== 0) throw failed("delete", r, [key]);
     },
     async list({ prefix }) {
       // `wrangler kv key list` follows the cursor itself and prints one JSON array.

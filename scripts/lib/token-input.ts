@@ -3,7 +3,8 @@
  * token id before any store is opened. Value rules come from src/auth/tokens.ts (`buildRecord`).
  */
 import type { parseArgs } from "node:util";
-import { buildRecord, type NewToken, SCOPES } from "../../src/auth/tokens.ts";
+import { buildRecord, FIELDS, type NewToken, SCOPES } from "../../src/auth/tokens.ts";
+import { DURATION_SYNTAX, parseDuration } from "./cli.ts";
 
 /** Bad command line or input: exit 2. */
 export class UsageError extends Error {}
@@ -34,22 +35,47 @@ const CONTROL = /[\u0000-\u001f\u007f-\u009f]/;
 /** The string with control characters shown as `?`. */
 export const clean = (s: string): string => s.replace(new RegExp(CONTROL, "g"), "?");
 
-/** `30d`, `12h`, or an ISO date/time; in the future. */
+/** A duration from now (`90m`, `12h`, `30d`: scripts/lib/cli.ts `parseDuration`) or an ISO date/time; in the future. */
 export function parseExpires(raw: string, now = Date.now()): Date {
-  const rel = /^(\d{1,5})([dh])$/.exec(raw);
   let at: number;
-  if (rel) {
-    at = now + Number(rel[1]) * (rel[2] === "d" ? 86_400_000 : 3_600_000);
+  if (/^\d+[a-z]$/.test(raw)) {
+    try {
+      at = now + parseDuration(raw);
+    } catch (err) {
+      throw new UsageError(`--expires ${clean((err as Error).message)}`);
+    }
   } else if (/^\d{4}-\d{2}-\d{2}([T ][0-9:.]+(Z|[+-]\d{2}:?\d{2})?)?$/.test(raw)) {
     at = Date.parse(raw);
   } else {
     throw new UsageError(
-      `--expires "${clean(raw)}" is neither an ISO date (2027-01-31) nor a duration (30d, 12h)`,
+      `--expires "${clean(raw)}" is neither an ISO date (2027-01-31) nor a duration (${DURATION_SYNTAX})`,
     );
   }
   if (!Number.isFinite(at)) throw new UsageError(`--expires "${clean(raw)}" is not a valid date`);
   if (at <= now) throw new UsageError(`--expires "${clean(raw)}" is in the past`);
   return new Date(at);
+}
+
+/** What a token's record lets it do, in words: `show` and `list` print these. */
+export function access(r: { scopes: string[]; domains?: string[]; origins?: string[] }) {
+  const may = r.scopes.map((s) =>
+    s === "users:write"
+      ? `change ${FIELDS.join(", ")}`
+      : s.startsWith("users:write:")
+        ? `change ${s.slice("users:write:".length)}`
+        : s === "audit:read"
+          ? "read the audit trail"
+          : s,
+  );
+  return {
+    may: may.join("; "),
+    from: r.origins
+      ? `browsers on ${r.origins.join(", ")} only (no server use)`
+      : "servers only (refused from any browser origin)",
+    users: r.domains
+      ? `emails in ${r.domains.map((d) => (d.startsWith("*.") ? `${d} (subdomains only)` : d)).join(", ")}`
+      : "any email domain",
+  };
 }
 
 /** Checks one --domain/--origin value with the same rules the token record uses (src/auth/tokens.ts). */

@@ -4,14 +4,17 @@
  * pointed at a temporary local state with `--local --persist-to`: same subprocesses, same argument
  * building and output parsing, only the target differs. Every record one adapter writes through
  * src/auth/tokens.ts must read back identically through the other, which also shows that the CLI's
- * `--local` store is wrangler's own local state. Last line: `kv adapters: N passed, M failed`.
+ * `--local` store is wrangler's own local state. Last, a real `--remote` write without a wrangler
+ * login (none here) must say what is wrong and print neither the record nor its hash; and the
+ * placeholder namespace ids of wrangler.toml are refused before any wrangler runs.
+ * Last line: `kv adapters: N passed, M failed`.
  */
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { createToken, getTokenById, hashSecret, listTokens, revokeToken } from "../src/auth/tokens.ts";
 import { check, checklist } from "./lib/cli.ts";
-import { openLocalKv, wranglerKv } from "./lib/kv.ts";
+import { checkRemoteBinding, openLocalKv, wranglerKv } from "./lib/kv.ts";
 
 const state = mkdtempSync(path.join(tmpdir(), "village-edge-kv-"));
 const viaWrangler = wranglerKv("TOKENS", { remote: false, persistTo: state });
@@ -82,6 +85,33 @@ try {
     same((index as { revoked_at?: string } | null)?.revoked_at, revoked.revoked_at, "revoked_at");
     check(hashValue === null, "the hash record is still there");
   });
+  const loggedOut = !process.env.CLOUDFLARE_API_TOKEN;
+  await step("--remote without a login says so, and prints neither the record nor its hash", async () => {
+    if (!loggedOut) return console.log("       (skipped: CLOUDFLARE_API_TOKEN is set)");
+    const hash = "ab".repeat(32);
+    const record = JSON.stringify({ id: "tok_0123456789abcdef", hash, name: "remote check" });
+    let message = "";
+    await wranglerKv("TOKENS", { remote: true })
+      .put(`token:${hash}`, record)
+      .catch((err: Error) => {
+        message = err.message;
+      });
+    check(message.includes("not logged in"), `no login hint in: ${message}`);
+    check(!message.includes(hash) && !message.includes("remote check"), `the record leaked: ${message}`);
+  });
+  await step(
+    "--remote refuses wrangler.toml's placeholder namespace id before running wrangler",
+    async () => {
+      const message = await checkRemoteBinding("TOKENS").then(
+        () => "",
+        (err: Error) => err.message,
+      );
+      check(
+        /placeholder .*wrangler kv namespace create TOKENS/.test(message),
+        `got: ${message || "no error"}`,
+      );
+    },
+  );
 } finally {
   rmSync(state, { recursive: true, force: true });
 }

@@ -3,8 +3,19 @@ import { defineConfig } from "vitest/config";
 
 /** The canary Village key of this run, shared by the global setup and the reporter's log scan. */
 process.env.VILLAGE_EDGE_CANARY_KEY ??= `canary-village-key-${crypto.randomUUID()}`;
+// wrangler.toml requires the VILLAGE_API_KEY secret and wrangler warns when it is not set; the
+// tests bind it below (the canary), so tell wrangler's check the same value.
+process.env.VILLAGE_API_KEY ??= process.env.VILLAGE_EDGE_CANARY_KEY;
+// Offline, miniflare's look-up of Request.cf data fails with a stack trace: use its fallback.
+process.env.CLOUDFLARE_CF_FETCH_ENABLED ??= "false";
 
 import { unstable_readConfig } from "wrangler";
+import { filterRuntimeOutput } from "./test/runtime-output.ts";
+
+// wrangler's info lines ("Using secrets defined in process.env", once per file) are not news.
+process.env.WRANGLER_LOG ??= "warn";
+// workerd's own output: scanned for secrets, its known noise dropped (see the module).
+filterRuntimeOutput();
 
 /**
  * Many tests change the same demo users, so the suite relaxes every rate limiter. Each one is
@@ -44,6 +55,9 @@ export default defineConfig({
     globalSetup: ["./test/global-setup.ts"],
     include: ["test/**/*.test.ts"],
     setupFiles: ["./test/setup.ts"],
+    // A line per file; console output only from failing tests (the summary reporter's secret
+    // canary still sees every line: vitest hands all of them to every reporter).
+    silent: "passed-only",
     reporters: ["default", "./test/summary-reporter.ts"],
     testTimeout: 20_000,
   },

@@ -114,6 +114,9 @@ const median = (xs: number[]) => {
 const bundle = resolve(outdir, "index.js");
 renameSync(buildBenchWorker(outdir, { minify: true }), bundle);
 
+// Offline, miniflare's look-up of Request.cf data fails with a stack trace: use its fallback.
+process.env.CLOUDFLARE_CF_FETCH_ENABLED ??= "false";
+process.env.WRANGLER_SEND_METRICS ??= "false";
 const server = createTestHarness({
   root,
   workers: [

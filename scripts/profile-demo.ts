@@ -48,6 +48,9 @@ export async function startProfileDemo(opts: { quiet?: boolean } = {}): Promise<
     const stranger = await serveStatic(PAGE_DIR);
     closers.push(() => stranger.close());
 
+    // Offline, miniflare's look-up of Request.cf data fails with a stack trace: use its fallback.
+    process.env.CLOUDFLARE_CF_FETCH_ENABLED ??= "false";
+    process.env.WRANGLER_SEND_METRICS ??= "false";
     const harness = createTestHarness({
       root: ROOT,
       workers: [

@@ -3,6 +3,8 @@ import { expect, vi } from "vitest";
 import type { Fault, ReceivedRequest } from "../fakes/sandbox-types.ts";
 import { createToken, type NewToken } from "../src/auth/tokens.ts";
 import worker from "../src/index.ts";
+import document from "../src/meta/openapi.json";
+import { observe } from "./contract.ts";
 
 export const ORIGIN = "https://edge.test";
 
@@ -25,13 +27,16 @@ export interface SendOptions extends RequestInit {
 
 /**
  * Sends a request through the Worker's default export, waits for its `waitUntil` work,
- * and checks that no secret of this test run appears in the response.
+ * checks that no secret of this test run appears in the response, and records the answer's
+ * (operation, status, content type) for the contract check (test/contract.ts).
  */
 export async function send(path: string, options: SendOptions = {}): Promise<Response> {
   const { bindings, app = worker, ...init } = options;
   const ctx = createExecutionContext();
-  const res = await app.fetch(new Request(`${ORIGIN}${path}`, init), { ...env, ...bindings }, ctx);
+  const req = new Request(`${ORIGIN}${path}`, init);
+  const res = await app.fetch(req, { ...env, ...bindings }, ctx);
   await waitOnExecutionContext(ctx);
+  observe(document, req, res); // test/contract.ts: every answer must be in the contract
   const text = await res.clone().text();
   const headers = JSON.stringify([...res.headers]);
   for (const secret of secrets) {

@@ -1,12 +1,19 @@
 /**
  * Runs in every test file (vitest `setupFiles`). The secret canary's last check: after the
  * file's tests, every key, metadata and value in the AUDIT namespace is scanned for the canary
- * Village key and for anything shaped like one of our tokens.
+ * Village key and for anything shaped like one of our tokens. Also hands the file's observed
+ * answers to the contract check (test/contract.ts).
  */
 import { env } from "cloudflare:test";
 import { afterAll, expect } from "vitest";
+import { observationsLine } from "./contract.ts";
 
 const TOKEN = /vge_[0-9a-f]{72}/;
+
+// The contract check's input: this file's observed answers, for test/summary-reporter.ts.
+afterAll(() => {
+  console.log(observationsLine());
+});
 
 afterAll(async () => {
   let cursor: string | undefined;

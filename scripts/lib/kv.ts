@@ -45,6 +45,8 @@ export async function openLocalKv(binding: string, persistTo?: string): Promise<
   // a token command has nothing to do with secrets, so only errors are shown while it starts.
   const level = process.env.WRANGLER_LOG;
   process.env.WRANGLER_LOG = "error";
+  // Offline, miniflare's look-up of Request.cf data fails with a stack trace: use its fallback.
+  process.env.CLOUDFLARE_CF_FETCH_ENABLED ??= "false";
   const { getPlatformProxy } = await import("wrangler");
   let proxy: Awaited<ReturnType<typeof getPlatformProxy<Record<string, unknown>>>>;
   try {

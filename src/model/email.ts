@@ -9,9 +9,9 @@ export interface TargetEmail {
 }
 
 /** dot-atom local part (RFC 5322) without `/ \ ? # %` and quotes. */
-const LOCAL = /^[A-Za-z0-9!$&'*+=^_`{|}~-]+(\.[A-Za-z0-9!$&'*+=^_`{|}~-]+)*$/;
+export const LOCAL = /^[A-Za-z0-9!$&'*+=^_`{|}~-]+(\.[A-Za-z0-9!$&'*+=^_`{|}~-]+)*$/;
 /** LDH labels, at least two, alphabetic or punycode TLD. */
-const DOMAIN = /^([a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+(?:[a-z]{2,63}|xn--[a-z0-9-]{1,59})$/;
+export const DOMAIN = /^([a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+(?:[a-z]{2,63}|xn--[a-z0-9-]{1,59})$/;
 
 const invalid = (detail: string) => new ProblemError("invalid-email", detail);
 

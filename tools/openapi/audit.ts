@@ -72,7 +72,7 @@ const OUTCOME_TEXT =
   "`pending` (forwarded, no outcome yet), `unknown` (no outcome long after), Village's outcomes (`accepted`, `not_found`, `rejected_by_village`, `upstream_error`, `timeout`) and refusals (`denied`, `invalid`, `rate_limited`).";
 
 /** The query parameters, one per property of the validating schema (input side). */
-export function auditParameters(query: Json): Json[] {
+export function auditParameters(query: Json, email?: Json): Json[] {
   const properties = (query.properties ?? {}) as Record<string, Json>;
   const describe: Record<string, string> = {
     email: "Entries about this target address (compared normalized).",
@@ -84,12 +84,17 @@ export function auditParameters(query: Json): Json[] {
     limit: "Most entries in the answer: 1 to 1000 (default 50 for JSON, 5000 for NDJSON).",
     cursor: "The `cursor` of the previous page, to get the next one.",
   };
+  // Where the validator's string form hides the bounds it checks, say them as JSON Schema does.
+  const exact: Record<string, Json> = {
+    limit: { type: "integer", minimum: 1, maximum: 1000 },
+    ...(email ? { email } : {}),
+  };
   return Object.entries(properties).map(([name, schema]) => ({
     name,
     in: "query",
     required: false,
     description: describe[name] ?? name,
-    schema,
+    schema: exact[name] ?? schema,
   }));
 }
 

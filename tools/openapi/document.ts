@@ -15,6 +15,8 @@ import { AuditQuerySchema } from "../../src/audit/query-schema.ts";
 import { SCOPES } from "../../src/auth/tokens.ts";
 import { problemCatalog, problemTypeUri } from "../../src/http/errors.ts";
 import { ChangeSchema, MAX_BODY_BYTES, NAME_MAX } from "../../src/users/changes.ts";
+import { DOMAIN, LOCAL } from "../../src/users/email.ts";
+import { INTERNATIONAL_FORMAT } from "../../src/users/phone.ts";
 import {
   AuditDetailSchema,
   AuditPageSchema,
@@ -26,6 +28,7 @@ import {
   ACCEPTED_EXAMPLES,
   AUDIT_EXAMPLES,
   CHANGE_EXAMPLES,
+  INTERNAL_EXAMPLE,
   PREFLIGHT_EXAMPLES,
   PROBLEM_EXAMPLES,
   type ProblemExample,
@@ -34,19 +37,55 @@ import {
 
 type Json = Record<string, unknown>;
 
-const docs = z.registry<{ description?: string; minProperties?: number }>();
+const docs = z.registry<{
+  description?: string;
+  minProperties?: number;
+  minLength?: number;
+  maxLength?: number;
+  pattern?: string;
+}>();
+
+const inner = (re: RegExp) => re.source.replace(/^\^/, "").replace(/\$$/, "");
+/**
+ * The address src/users/email.ts accepts (before the domain is lowercased): a dot-atom local
+ * part of 1 to 64 characters, `@`, a domain of LDH labels; 3 to 254 characters in all.
+ */
+export const EMAIL_SCHEMA = {
+  type: "string",
+  minLength: 3,
+  maxLength: 254,
+  pattern: `^(?=[^@]{1,64}@)(?:${inner(LOCAL)})@(?:${inner(DOMAIN).replaceAll("a-z", "A-Za-z")})$`,
+};
+/** Control, line/paragraph separator and bidi-override characters, refused in names. */
+const NAME_PATTERN = "^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029\\u202a-\\u202e\\u2066-\\u2069]*$";
 docs.add(ChangeSchema, {
   description: "The fields to change. At least one; any other field refuses the whole change.",
   minProperties: 1,
 });
+const nameDoc = {
+  minLength: 1,
+  maxLength: NAME_MAX,
+  pattern: NAME_PATTERN,
+};
 docs.add(ChangeSchema.shape.first_name, {
-  description: `1 to ${NAME_MAX} characters after Unicode NFC normalization and trimming; no control, line-separator or bidi-override characters. Sent trimmed and normalized.`,
+  description: `1 to ${NAME_MAX} characters after Unicode NFC normalization and trimming; no control, line-separator or bidi-override characters. Sent trimmed and normalized. \`null\` is refused: leave the field out to keep it.`,
+  ...nameDoc,
 });
-docs.add(ChangeSchema.shape.last_name, { description: "As first_name." });
+docs.add(ChangeSchema.shape.last_name, { description: "As first_name.", ...nameDoc });
 docs.add(ChangeSchema.shape.phone_number, {
   description:
-    "International format: `+`, the calling code, then the number, with optional spaces, dots, dashes and parentheses. Must be a possible number (a length that its country's numbering plan allows). Sent in E.164 form.",
+    "International format: `+`, the calling code, then the number, with optional spaces, dots, dashes and parentheses. Must be a possible number (a length that its country's numbering plan allows): too short, too long or an impossible length for the country is refused, each with its own message. Sent in E.164 form.",
+  pattern: INTERNATIONAL_FORMAT.source,
 });
+
+/** The schema with the part at `path` replaced by a reference to a component. */
+function withRef(schema: Json, path: string[], name: string): Json {
+  const copy = structuredClone(schema);
+  let node = copy;
+  for (const key of path.slice(0, -1)) node = node[key] as Json;
+  node[path[path.length - 1]] = ref(name);
+  return copy;
+}
 
 /** A zod schema as a JSON Schema inside components (no `$schema` of its own). */
 function jsonSchema(schema: z.ZodMiniType): Json {
@@ -146,6 +185,11 @@ function changeUserResponses(): Json {
       "Accept-Patch": header("application/json"),
     }),
     "422": problemDoc("Village rejected the change.", byStatus(422)),
+    "429": problemDoc(
+      "Too many changes from this caller, or too many phone changes for this user; nothing was forwarded.",
+      byStatus(429),
+      { "Retry-After": headerRef("Retry-After") },
+    ),
     "500": problemDoc("Misconfiguration or an internal error; details go to the logs only.", byStatus(500)),
     "502": problemDoc("Village failed or answered unexpectedly.", byStatus(502)),
     "503": problemDoc("Token verification is unavailable.", byStatus(503), {
@@ -157,8 +201,29 @@ function changeUserResponses(): Json {
 
 const scopesText = SCOPES.map((s) => `\`${s}\``).join(", ");
 
-/** Builds the whole document. */
+/** Every operation of the document's paths. */
+function operations(paths: Json): Json[] {
+  return Object.values(paths).flatMap((item) => Object.values(item as Json) as Json[]);
+}
+
+/**
+ * Builds the whole document. Every operation also lists 405 (another method on its path) and
+ * 500 (an internal error: any operation can end in one).
+ */
 export function buildOpenApi(): Json {
+  const document = buildDocument();
+  for (const operation of operations(document.paths as Json)) {
+    const responses = operation.responses as Json;
+    responses["405"] ??= { $ref: "#/components/responses/MethodNotAllowed" };
+    responses["500"] ??= { $ref: "#/components/responses/InternalError" };
+    operation.responses = Object.fromEntries(
+      Object.entries(responses).sort(([a], [b]) => a.localeCompare(b)),
+    );
+  }
+  return document;
+}
+
+function buildDocument(): Json {
   return {
     openapi: "3.1.0",
     info: {
@@ -171,6 +236,12 @@ export function buildOpenApi(): Json {
         "answers 405 `method-not-allowed` with `Allow`.",
       ].join(" "),
     },
+    servers: [
+      {
+        url: "/",
+        description: "The village-edge this document is served by (npm start: http://127.0.0.1:8787)",
+      },
+    ],
     tags: [
       { name: "users", description: "Change Village user records." },
       { name: "audit", description: "Review who changed what, and what was refused." },
@@ -180,6 +251,12 @@ export function buildOpenApi(): Json {
       "/users/{email}": {
         patch: {
           operationId: "changeUser",
+          servers: [
+            {
+              url: "/",
+              description: "The village-edge this document is served by (npm start: http://127.0.0.1:8787)",
+            },
+          ],
           tags: ["users"],
           summary: "Change a Village user's first name, last name or phone number",
           description:
@@ -192,7 +269,7 @@ export function buildOpenApi(): Json {
               required: true,
               description:
                 "The user's email, percent-encoded once (`@` may stay as is). The domain is compared and forwarded lowercased.",
-              schema: { type: "string", maxLength: 254 },
+              schema: EMAIL_SCHEMA,
               example: "ada@example.com",
             },
           ],
@@ -211,10 +288,24 @@ export function buildOpenApi(): Json {
         },
         options: {
           operationId: "preflightChangeUser",
+          servers: [
+            {
+              url: "/",
+              description: "The village-edge this document is served by (npm start: http://127.0.0.1:8787)",
+            },
+          ],
           tags: ["users"],
           summary: "CORS preflight for browser frontends (origins in ALLOWED_ORIGINS)",
           security: [],
-          parameters: [{ name: "email", in: "path", required: true, schema: { type: "string" } }],
+          parameters: [
+            {
+              name: "email",
+              in: "path",
+              required: true,
+              description: "As for PATCH: the user's email.",
+              schema: { type: "string" },
+            },
+          ],
           responses: {
             "204": {
               description:
@@ -230,10 +321,21 @@ export function buildOpenApi(): Json {
           },
         },
       },
-      ...auditPaths(auditParameters(jsonSchema(AuditQuerySchema)), ref, auditProblems, REQUEST_ID),
+      ...auditPaths(
+        auditParameters(jsonSchema(AuditQuerySchema), EMAIL_SCHEMA),
+        ref,
+        auditProblems,
+        REQUEST_ID,
+      ),
       "/healthz": {
         get: {
           operationId: "health",
+          servers: [
+            {
+              url: "/",
+              description: "The village-edge this document is served by (npm start: http://127.0.0.1:8787)",
+            },
+          ],
           tags: ["service"],
           summary: "Liveness: no binding read, no upstream call",
           security: [],
@@ -248,6 +350,12 @@ export function buildOpenApi(): Json {
       "/openapi.json": {
         get: {
           operationId: "openapi",
+          servers: [
+            {
+              url: "/",
+              description: "The village-edge this document is served by (npm start: http://127.0.0.1:8787)",
+            },
+          ],
           tags: ["service"],
           summary: "This document",
           security: [],
@@ -267,15 +375,15 @@ export function buildOpenApi(): Json {
         Problem: jsonSchema(ProblemSchema),
         Health: jsonSchema(HealthSchema),
         AuditSummary: jsonSchema(AuditSummarySchema),
-        AuditPage: jsonSchema(AuditPageSchema),
+        AuditPage: withRef(jsonSchema(AuditPageSchema), ["properties", "entries", "items"], "AuditSummary"),
         AuditDetail: jsonSchema(AuditDetailSchema),
       },
       headers: SHARED_HEADERS,
       responses: {
-        NotFound: problemDoc("Any path this service does not serve.", [ROUTE_EXAMPLES[0]]),
-        MethodNotAllowed: problemDoc("A method the path does not serve.", [ROUTE_EXAMPLES[1]], {
+        MethodNotAllowed: problemDoc("A method the path does not serve.", ROUTE_EXAMPLES, {
           Allow: header("The methods the path serves."),
         }),
+        InternalError: problemDoc("An internal error; details go to the logs only.", [INTERNAL_EXAMPLE]),
       },
       securitySchemes: {
         bearerToken: {

@@ -197,6 +197,18 @@ export const PROBLEM_EXAMPLES: ProblemExample[] = [
   ),
   problem("misconfigured", "A missing or invalid binding", "internal", "The service is misconfigured."),
   problem(
+    "caller-rate-limited",
+    "Too many changes from this token or signed-in user",
+    "rate-limited",
+    "Too many changes from this caller; retry later.",
+  ),
+  problem(
+    "phone-rate-limited",
+    "Too many phone changes for this user",
+    "rate-limited",
+    "This user's phone number was changed too often; retry later.",
+  ),
+  problem(
     "village-failed",
     "Village answered 5xx (502, 503 and 504 after one retry), a redirect, or refused our key",
     "bad-gateway",
@@ -263,9 +275,8 @@ export const PREFLIGHT_EXAMPLES: ProblemExample[] = [
   ),
 ];
 
-/** Problems of any path: an unknown path, a method the path does not serve. */
+/** Problems of any documented path: a method the path does not serve. */
 export const ROUTE_EXAMPLES: ProblemExample[] = [
-  problem("not-found", "Any path this service does not serve", "not-found", "No such route."),
   problem(
     "method-not-allowed",
     "GET /users/{email}",
@@ -273,3 +284,22 @@ export const ROUTE_EXAMPLES: ProblemExample[] = [
     "This path accepts PATCH, OPTIONS.",
   ),
 ];
+
+/** Any operation: a missing or invalid binding (the same answer as `misconfigured`). */
+export const INTERNAL_EXAMPLE: ProblemExample = problem(
+  "misconfigured",
+  "A missing or invalid binding",
+  "internal",
+  "The service is misconfigured.",
+);
+
+/**
+ * A path the document does not list: not an operation, so the document says it in its
+ * description; test/openapi.test.ts checks the answer.
+ */
+export const NOT_FOUND_EXAMPLE: ProblemExample = problem(
+  "not-found",
+  "Any path this service does not serve",
+  "not-found",
+  "No such route.",
+);

@@ -60,5 +60,7 @@ export default defineConfig({
     silent: "passed-only",
     reporters: ["default", "./test/summary-reporter.ts"],
     testTimeout: 20_000,
+    // One line per file: slow tests are not listed under it (durations are in the file's line).
+    slowTestThreshold: 60_000,
   },
 });

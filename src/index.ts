@@ -16,6 +16,7 @@ import { cors, preflight } from "./http/cors.ts";
 import { notFound, onError, ProblemError, problemResponse } from "./http/errors.ts";
 import { requestId } from "./http/request-id.ts";
 import { standardHeaders } from "./http/respond.ts";
+import { docs } from "./meta/docs.ts";
 import { health } from "./meta/health.ts";
 import { openapi } from "./meta/openapi.ts";
 import { users } from "./users/route.ts";
@@ -58,6 +59,7 @@ export function createApp(options: AppOptions = {}): Hono<AppEnv> {
   const app = withMiddleware(new Hono<AppEnv>({ strict: true }), options);
   app.route("/healthz", health);
   app.route("/openapi.json", openapi);
+  app.route("/docs", docs);
   app.route("/users", users);
   app.options("/users/:email", preflight({ allowedOrigins: allowedOriginsOf }));
   app.route("/audit", audit);

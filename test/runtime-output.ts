@@ -36,7 +36,7 @@ function filter(stream: NodeJS.WriteStream): void {
     // Chunk by chunk, never buffered: the runtime writes each message as one `line\n` chunk.
     const text = typeof chunk === "string" ? chunk : Buffer.from(chunk).toString("utf8");
     const canary = process.env.VILLAGE_EDGE_CANARY_KEY;
-    const kept = text.split("\n").filter((line, i, all) => {
+    const kept = text.split("\n").filter((line: string, i: number, all: string[]) => {
       if ((canary && line.includes(canary)) || TOKEN.test(line)) runtimeLeaks().push(line.slice(0, 300));
       return i === all.length - 1 || !NOISE.some((re) => re.test(line));
     });

@@ -347,6 +347,26 @@ function buildDocument(): Json {
           },
         },
       },
+      "/docs": {
+        get: {
+          operationId: "docs",
+          tags: ["service"],
+          summary:
+            "This document as a readable API reference (an HTML page; the renderer is served from /docs/)",
+          security: [],
+          responses: {
+            "200": {
+              description:
+                "The API reference page. It renders /openapi.json in the browser and loads nothing from elsewhere (Content-Security-Policy).",
+              headers: {
+                "X-Request-Id": REQUEST_ID,
+                "Content-Security-Policy": header("Same origin only; no inline script."),
+              },
+              content: { "text/html": { schema: { type: "string" } } },
+            },
+          },
+        },
+      },
       "/openapi.json": {
         get: {
           operationId: "openapi",

@@ -116,11 +116,16 @@ const patch = (email: string, body: unknown, secret: string) =>
   });
 
 let banner = "";
-await step("npm start comes up in sandbox mode and prints one curl line", async () => {
+await step("npm start comes up in sandbox mode, prints one curl line and links /docs", async () => {
   banner = await ready;
   check(banner.includes("SANDBOX mode"), "the banner does not say SANDBOX mode");
   const lines = banner.split("\n").filter((l) => l.startsWith("curl ") && l.includes("-X PATCH"));
   check(lines.length === 1, `expected one PATCH curl line, found ${lines.length}`);
+  check(banner.includes(`${origin}/docs`), "the banner does not link the API reference");
+  const docs = await http(`${origin}/docs`);
+  check(docs.status === 200 && docs.text.includes("<rapi-doc"), `GET /docs: ${docs.status}`);
+  const renderer = await http(`${origin}/docs/rapidoc-min.js`);
+  check(renderer.status === 200, `GET /docs/rapidoc-min.js (the build step's copy): ${renderer.status}`);
 });
 
 await step("the printed curl line, run verbatim, answers 202 and the sandbox has the change", async () => {

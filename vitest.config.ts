@@ -10,6 +10,7 @@ process.env.VILLAGE_API_KEY ??= process.env.VILLAGE_EDGE_CANARY_KEY;
 process.env.CLOUDFLARE_CF_FETCH_ENABLED ??= "false";
 
 import { unstable_readConfig } from "wrangler";
+import { CONTRACT_LINE } from "./test/contract.ts";
 import { filterRuntimeOutput } from "./test/runtime-output.ts";
 
 // wrangler's info lines ("Using secrets defined in process.env", once per file) are not news.
@@ -58,6 +59,8 @@ export default defineConfig({
     // A line per file; console output only from failing tests (the summary reporter's secret
     // canary still sees every line: vitest hands all of them to every reporter).
     silent: "passed-only",
+    // The contract check's data line is for the summary reporter, not for people.
+    onConsoleLog: (log) => !log.startsWith(CONTRACT_LINE),
     reporters: ["default", "./test/summary-reporter.ts"],
     testTimeout: 20_000,
     // One line per file: slow tests are not listed under it (durations are in the file's line).

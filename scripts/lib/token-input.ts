@@ -3,7 +3,8 @@
  * token id before any store is opened. Value rules come from src/auth/tokens.ts (`buildRecord`).
  */
 import type { parseArgs } from "node:util";
-import { buildRecord, FIELDS, type NewToken, SCOPES } from "../../src/auth/tokens.ts";
+import { buildRecord, type NewToken, SCOPES } from "../../src/auth/tokens.ts";
+import { FIELDS } from "../../src/model/fields.ts";
 import { DURATION_SYNTAX, parseDuration } from "./cli.ts";
 
 /** Bad command line or input: exit 2. */

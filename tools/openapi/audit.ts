@@ -102,7 +102,7 @@ export function auditParameters(query: Json, email?: Json): Json[] {
 export function auditPaths(
   parameters: Json[],
   ref: (name: string) => Json,
-  problems: (status: number, description: string, headers?: Json) => Json,
+  problems: (status: number, description: string, headers?: Json, only?: string[]) => Json,
   REQUEST_ID: Json,
 ): Json {
   const security = [{ bearerToken: ["audit:read"] }];
@@ -135,7 +135,10 @@ export function auditPaths(
               [NDJSON]: { schema: { type: "string", description: "One AuditSummary JSON object per line." } },
             },
           },
-          "400": problems(400, "A query parameter is not valid."),
+          "400": problems(
+            400,
+            "A query parameter is not valid, or the credential was not sent as one Authorization: Bearer header.",
+          ),
           ...refused,
         },
       },
@@ -161,6 +164,10 @@ export function auditPaths(
             headers: { "X-Request-Id": REQUEST_ID },
             content: { "application/json": { schema: ref("AuditDetail") } },
           },
+          "400": problems(400, "The credential was not sent as one Authorization: Bearer header.", {}, [
+            "token-in-query",
+            "malformed-authorization",
+          ]),
           "404": problems(404, "No entry has this id."),
           ...refused,
         },

@@ -14,9 +14,9 @@ import * as z from "zod/mini";
 import { AuditQuerySchema } from "../../src/audit/query-schema.ts";
 import { SCOPES } from "../../src/auth/tokens.ts";
 import { problemCatalog, problemTypeUri } from "../../src/http/errors.ts";
+import { DOMAIN, LOCAL } from "../../src/model/email.ts";
+import { INTERNATIONAL_FORMAT } from "../../src/model/phone.ts";
 import { ChangeSchema, MAX_BODY_BYTES, NAME_MAX } from "../../src/users/changes.ts";
-import { DOMAIN, LOCAL } from "../../src/users/email.ts";
-import { INTERNATIONAL_FORMAT } from "../../src/users/phone.ts";
 import {
   AuditDetailSchema,
   AuditPageSchema,
@@ -47,7 +47,7 @@ const docs = z.registry<{
 
 const inner = (re: RegExp) => re.source.replace(/^\^/, "").replace(/\$$/, "");
 /**
- * The address src/users/email.ts accepts (before the domain is lowercased): a dot-atom local
+ * The address src/model/email.ts accepts (before the domain is lowercased): a dot-atom local
  * part of 1 to 64 characters, `@`, a domain of LDH labels; 3 to 254 characters in all.
  */
 export const EMAIL_SCHEMA = {
@@ -149,11 +149,17 @@ function problemDoc(description: string, examples: ProblemExample[], headers: Js
 }
 
 const byStatus = (status: number) => PROBLEM_EXAMPLES.filter((e) => e.value.status === status);
+/** Refusals of how the credential was sent, the same on every protected operation. */
+const CREDENTIAL_EXAMPLES = PROBLEM_EXAMPLES.filter((e) =>
+  ["token-in-query", "malformed-authorization"].includes(e.name),
+);
 /** A problem response of the review API, with the examples of that status that belong to it. */
-const auditProblems = (status: number, description: string, headers: Json = {}) =>
+const auditProblems = (status: number, description: string, headers: Json = {}, only?: string[]) =>
   problemDoc(
     description,
-    AUDIT_EXAMPLES.filter((e) => e.value.status === status),
+    [...AUDIT_EXAMPLES, ...CREDENTIAL_EXAMPLES].filter(
+      (e) => e.value.status === status && (!only || only.includes(e.name)),
+    ),
     headers,
   );
 const CHALLENGE = headerRef("WWW-Authenticate");
@@ -251,12 +257,6 @@ function buildDocument(): Json {
       "/users/{email}": {
         patch: {
           operationId: "changeUser",
-          servers: [
-            {
-              url: "/",
-              description: "The village-edge this document is served by (npm start: http://127.0.0.1:8787)",
-            },
-          ],
           tags: ["users"],
           summary: "Change a Village user's first name, last name or phone number",
           description:
@@ -288,12 +288,6 @@ function buildDocument(): Json {
         },
         options: {
           operationId: "preflightChangeUser",
-          servers: [
-            {
-              url: "/",
-              description: "The village-edge this document is served by (npm start: http://127.0.0.1:8787)",
-            },
-          ],
           tags: ["users"],
           summary: "CORS preflight for browser frontends (origins in ALLOWED_ORIGINS)",
           security: [],
@@ -330,12 +324,6 @@ function buildDocument(): Json {
       "/healthz": {
         get: {
           operationId: "health",
-          servers: [
-            {
-              url: "/",
-              description: "The village-edge this document is served by (npm start: http://127.0.0.1:8787)",
-            },
-          ],
           tags: ["service"],
           summary: "Liveness: no binding read, no upstream call",
           security: [],
@@ -370,12 +358,6 @@ function buildDocument(): Json {
       "/openapi.json": {
         get: {
           operationId: "openapi",
-          servers: [
-            {
-              url: "/",
-              description: "The village-edge this document is served by (npm start: http://127.0.0.1:8787)",
-            },
-          ],
           tags: ["service"],
           summary: "This document",
           security: [],

@@ -6,6 +6,7 @@
  */
 import { parseArgs } from "node:util";
 import { DURATION_SYNTAX, EXIT, parseDuration } from "./lib/cli.ts";
+import { printable, printableJson } from "./lib/printable.ts";
 import { findServer, NO_SERVER } from "./lib/server.ts";
 
 const USAGE = `Usage: npm run audit -- [filters] [--json] [--local | --remote | --url URL] [--token-env VAR]
@@ -41,6 +42,7 @@ interface Summary {
   fields: string[];
   outcome: string;
   reason?: string;
+  over_budget?: boolean;
   upstream_status?: number;
   latency_ms?: number;
 }
@@ -106,14 +108,16 @@ async function getJson(url: string, token: string): Promise<{ body: unknown; nex
           (e) => `\n  ${e.field || "query"}: ${e.detail}`,
         )
       : [];
-    throw new CliError(`${res.status} ${String(body?.detail ?? res.statusText)}${errors.join("")}`);
+    throw new CliError(
+      printable(`${res.status} ${String(body?.detail ?? res.statusText)}${errors.join("")}`),
+    );
   }
   return { body, next: (body?.cursor as string | null | undefined) ?? null };
 }
 
 function table(entries: Summary[]): string {
   const detail = (e: Summary) =>
-    e.reason ??
+    (e.reason && (e.over_budget ? `${e.reason} (over budget: later refusals in logs only)` : e.reason)) ??
     [e.upstream_status && `HTTP ${e.upstream_status}`, e.latency_ms !== undefined && `${e.latency_ms} ms`]
       .filter(Boolean)
       .join(", ");
@@ -127,8 +131,9 @@ function table(entries: Summary[]): string {
     e.id,
   ]);
   const head = ["TIME", "OUTCOME", "DETAIL", "EMAIL", "FIELDS", "TOKEN", "AUDIT ID"];
-  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
-  return [head, ...rows]
+  const safe = rows.map((r) => r.map(printable));
+  const widths = head.map((h, i) => Math.max(h.length, ...safe.map((r) => r[i].length)));
+  return [head, ...safe]
     .map((r) =>
       r
         .map((cell, i) => cell.padEnd(widths[i]))
@@ -182,9 +187,11 @@ async function run(flags: ReturnType<typeof parseFlags>["values"]): Promise<void
     const { body } = await getJson(`${base}/audit/${encodeURIComponent(flags.id)}`, token);
     console.log(
       flags.json
-        ? JSON.stringify(body, null, 2)
+        ? printableJson(body)
         : Object.entries(body as object)
-            .map(([k, v]) => `${k.padEnd(16)}${typeof v === "object" ? JSON.stringify(v) : String(v)}`)
+            .map(([k, v]) =>
+              printable(`${k.padEnd(16)}${typeof v === "object" ? JSON.stringify(v) : String(v)}`),
+            )
             .join("\n"),
     );
     return;
@@ -213,7 +220,7 @@ async function run(flags: ReturnType<typeof parseFlags>["values"]): Promise<void
     cursor = next;
     if (!cursor) break;
   }
-  if (flags.json) return void console.log(JSON.stringify(entries, null, 2));
+  if (flags.json) return void console.log(printableJson(entries));
   console.log(entries.length ? table(entries) : "no matching entries");
   if (cursor) console.log(`(more entries exist: raise --limit to see them)`);
 }

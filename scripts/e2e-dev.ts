@@ -5,8 +5,9 @@
  * 2. `npm run token -- create --name p --scope users:write:phone_number --domain example.com --json`:
  *    phone change for a@example.com 202; first_name change 403; phone change for b@other.com 403;
  *    nothing reached the sandbox for the two refusals.
- * 3. `token list` never prints the secret (nor its hash); `token revoke` works, then the token gets 401.
- * 4. `npm run audit` finds that `npm start` (on a free, non-default port) through its state file,
+ * 3. A forged `Host` that turns the path into a query is refused (400), nothing forwarded.
+ * 4. `token list` never prints the secret (nor its hash); `token revoke` works, then the token gets 401.
+ * 5. `npm run audit` finds that `npm start` (on a free, non-default port) through its state file,
  *    without flags; `--url` and `VILLAGE_EDGE_URL` override it; usage errors exit 2 in both CLIs,
  *    which read durations alike (`90m`); once npm start stops, the state file is gone.
  * Isolation: both `npm start` and the token CLI get `--persist-to <fresh temp folder>`, so the
@@ -199,6 +200,28 @@ await step(
     const other = await patch("b@other.com", { phone_number: "+1 202 555 0198" }, secret);
     check(other.status === 403, `b@other.com: status ${other.status}`);
     check((await received()).length === before, "a refused change reached the sandbox");
+  },
+);
+
+await step(
+  "a forged Host that moves the path into the query (x/users/b@example.com?) is 400; nothing forwarded",
+  async () => {
+    const before = (await received()).length;
+    // wrangler dev builds the Worker's URL from Host: this one reads /users/b@example.com?/users/a@...
+    const res = await http(`${origin}/users/a@example.com`, {
+      method: "PATCH",
+      headers: {
+        Host: "x/users/b@example.com?",
+        Authorization: `Bearer ${secret}`,
+        "Content-Type": "application/json",
+      },
+      body: JSON.stringify({ phone_number: "+1 202 555 0197" }),
+    });
+    check(
+      res.status === 400 && res.text.includes("takes no query string"),
+      `status ${res.status}: ${res.text}`,
+    );
+    check((await received()).length === before, "the forged request reached the sandbox");
   },
 );
 

@@ -208,7 +208,11 @@ async function rateLimits() {
     if (!rl) throw new Error(`wrangler.toml has no [[ratelimits]] named ${name}`);
     return { limit: rl.simple.limit, periodMs: rl.simple.period * 1000 };
   };
-  return { token: find("TOKEN_RATE_LIMITER"), phone: find("PHONE_RATE_LIMITER") };
+  return {
+    token: find("TOKEN_RATE_LIMITER"),
+    phone: find("PHONE_RATE_LIMITER"),
+    refusal: find("REFUSAL_RATE_LIMITER"),
+  };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -220,7 +224,8 @@ const runTag = Math.floor(Math.random() * 0xffffffff)
   .toString(16)
   .padStart(8, "0");
 const plan = planRequests(TOTAL, limits.phone.limit, SEED, runTag);
-const mintCount = assignTokens(plan, budget);
+// Each token stays within its budget of audited refusals, so every refusal must have its entry.
+const mintCount = assignTokens(plan, budget, limits.refusal.limit);
 console.log(
   `load: ${TOTAL} requests at concurrency ${CONCURRENCY}, seed ${SEED}, hard limit ${TIMEOUT_S} s; ` +
     `state in ${state}`,
@@ -242,8 +247,9 @@ const networkA = await must(`npm start (sandbox mode) on ${origin}, sandbox on $
 const secrets: Record<MintedKind, string[]> = { writer: [], phone: [], reader: [] };
 await must(
   `tokens minted with the token CLI: ${mintCount.writer} users:write, ${mintCount.phone} phone-only ` +
-    `(example.com), ${mintCount.reader} audit:read; at most ${budget} requests each ` +
-    `(TOKEN_RATE_LIMITER ${limits.token.limit}/${limits.token.periodMs / 1000} s)`,
+    `(example.com), ${mintCount.reader} audit:read; at most ${budget} requests and ` +
+    `${limits.refusal.limit} audited refusals each (TOKEN_RATE_LIMITER ${limits.token.limit}/` +
+    `${limits.token.periodMs / 1000} s, REFUSAL_RATE_LIMITER ${limits.refusal.limit}/${limits.refusal.periodMs / 1000} s)`,
   async () => {
     for (const kind of Object.keys(MINTED) as MintedKind[]) {
       for (let k = 0; k < mintCount[kind]; k++) {

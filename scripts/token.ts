@@ -77,6 +77,14 @@ function describe(r: ReturnType<typeof publicView>): string {
     ["may", can.may],
     ["from", can.from],
     ["users", can.users],
+    [
+      "reviews",
+      r.scopes.includes("audit:read")
+        ? r.domains
+          ? `only audit entries whose target is in ${r.domains.join(" ")} (others are hidden; GET /audit/:id answers 404)`
+          : "every audit entry"
+        : undefined,
+    ],
     ["expires", r.expires_at ?? "never"],
     ["created", r.created_at],
     ["revoked", r.revoked_at],

@@ -85,7 +85,9 @@ describe("the access log", () => {
     expect(logs.access()).toEqual([
       expect.objectContaining({
         status: 401,
-        outcome: "unauthorized",
+        outcome: "denied",
+        problem: "unauthorized",
+        reason: "unauthenticated",
         token_id: null,
         upstream_status: null,
         route: "/users/:email",
@@ -102,7 +104,14 @@ describe("the access log", () => {
     expect(res.status).toBe(400);
     expect(calls).toHaveLength(0);
     expect(logs.access()).toEqual([
-      expect.objectContaining({ status: 400, outcome: "validation-failed", upstream_status: null }),
+      expect.objectContaining({
+        status: 400,
+        outcome: "invalid",
+        problem: "validation-failed",
+        reason: "validation",
+        fields: ["first_name", "last_name", "phone_number"],
+        upstream_status: null,
+      }),
     ]);
     expect(logs.access()[0].token_id).toMatch(/^tok_/);
     const wrong = `${token.slice(0, -1)}${token.endsWith("0") ? "1" : "0"}`;

@@ -161,3 +161,24 @@ export function failingReads(): KVNamespace {
     },
   });
 }
+
+/**
+ * The AUDIT binding with every write (`put`, `delete`) and read (`list`, `get`) counted by key,
+ * passed through to the real namespace: what a security test holds a request's KV cost to.
+ */
+export function countingAudit() {
+  const writes: string[] = [];
+  const reads: string[] = [];
+  const kv = new Proxy(env.AUDIT, {
+    get(target, prop) {
+      const value = Reflect.get(target, prop);
+      if (typeof value !== "function") return value;
+      return (...args: unknown[]) => {
+        if (prop === "put" || prop === "delete") writes.push(String(args[0]));
+        if (prop === "list" || prop === "get" || prop === "getWithMetadata") reads.push(String(prop));
+        return (value as (...a: unknown[]) => unknown).apply(target, args);
+      };
+    },
+  });
+  return { kv, writes, reads };
+}

@@ -31,7 +31,7 @@ beforeAll(async () => {
       email: EMAILS[i % 2],
       fields: ["last_name"],
       values_mode: "none",
-      ...(i % 2 === 1 ? { outcome: "denied" as const, reason: "forbidden" } : {}),
+      ...(i % 2 === 1 ? { outcome: "denied" as const, reason: "scope" } : {}),
     };
     ids.push(entry.id);
     times.set(entry.id, time);

@@ -4,6 +4,7 @@ import { afterEach, describe, expect, it, vi } from "vitest";
 import { recordRefusal, refusalOutcome } from "../src/audit/record.ts";
 import { type AuditEntry, auditKeys } from "../src/audit/store.ts";
 import { bearerAuth } from "../src/auth/authenticate.ts";
+import { limitCaller } from "../src/auth/rate-limit.ts";
 import { configOf } from "../src/config.ts";
 import type { AppEnv } from "../src/http/context.ts";
 import { onError, ProblemError } from "../src/http/errors.ts";
@@ -29,6 +30,7 @@ describe("a refused request with a valid token gets exactly one entry", () => {
     name: string;
     scopes: string[];
     domains?: string[];
+    origins?: string[];
     email?: string;
     body: unknown;
     headers?: Record<string, string>;
@@ -45,7 +47,7 @@ describe("a refused request with a valid token gets exactly one entry", () => {
       body: { first_name: "Ada" },
       status: 403,
       outcome: "denied",
-      reason: "forbidden",
+      reason: "scope",
       fields: [],
       hasEmail: true,
     },
@@ -55,7 +57,7 @@ describe("a refused request with a valid token gets exactly one entry", () => {
       body: { first_name: "Adalind", phone_number: "+12025550143" },
       status: 403,
       outcome: "denied",
-      reason: "forbidden",
+      reason: "field_scope",
       fields: ["first_name", "phone_number"],
       hasEmail: true,
       values: { first_name: "A*****d", phone_number: "+1********43" },
@@ -67,7 +69,31 @@ describe("a refused request with a valid token gets exactly one entry", () => {
       body: { first_name: "Ada" },
       status: 403,
       outcome: "denied",
-      reason: "forbidden",
+      reason: "domain",
+      fields: ["first_name"],
+      hasEmail: true,
+      values: { first_name: "A**" },
+    },
+    {
+      name: "an origin-bound token from another origin",
+      scopes: ["users:write"],
+      origins: ["https://app.example.com"],
+      body: { first_name: "Ada" },
+      headers: { Origin: "https://evil.example.net" },
+      status: 403,
+      outcome: "denied",
+      reason: "origin",
+      fields: [],
+      hasEmail: true,
+    },
+    {
+      name: "a server token from a browser",
+      scopes: ["users:write"],
+      body: { first_name: "Ada" },
+      headers: { Origin: "https://app.example.com" },
+      status: 403,
+      outcome: "denied",
+      reason: "server_token_from_browser",
       fields: [],
       hasEmail: true,
     },
@@ -78,7 +104,7 @@ describe("a refused request with a valid token gets exactly one entry", () => {
       body: { first_name: "Ada" },
       status: 400,
       outcome: "invalid",
-      reason: "invalid-email",
+      reason: "invalid_email",
       fields: [],
       hasEmail: false,
     },
@@ -88,7 +114,7 @@ describe("a refused request with a valid token gets exactly one entry", () => {
       body: { first_name: "Ada", phone_number: "12", extra_secret_key: "x" },
       status: 400,
       outcome: "invalid",
-      reason: "validation-failed",
+      reason: "validation",
       fields: ["first_name", "phone_number"],
       hasEmail: true,
     },
@@ -98,7 +124,7 @@ describe("a refused request with a valid token gets exactly one entry", () => {
       body: "{not json",
       status: 400,
       outcome: "invalid",
-      reason: "malformed-json",
+      reason: "malformed_json",
       fields: [],
       hasEmail: true,
     },
@@ -109,7 +135,7 @@ describe("a refused request with a valid token gets exactly one entry", () => {
       headers: { "Content-Type": "application/x-www-form-urlencoded" },
       status: 415,
       outcome: "invalid",
-      reason: "unsupported-media-type",
+      reason: "unsupported_media_type",
       fields: [],
       hasEmail: true,
     },
@@ -118,7 +144,10 @@ describe("a refused request with a valid token gets exactly one entry", () => {
   for (const c of cases) {
     it(c.name, async () => {
       const upstream = spyUpstream();
-      const token = await mintWithId(c.scopes, `token for ${c.name}`, { domains: c.domains });
+      const token = await mintWithId(c.scopes, `token for ${c.name}`, {
+        domains: c.domains,
+        origins: c.origins,
+      });
       const email = c.email ?? uniqueEmail();
       const res = await patchUser(email, c.body, token.secret, { headers: c.headers });
       expect(res.status).toBe(c.status);
@@ -165,33 +194,38 @@ describe("requests without a valid token", () => {
 });
 
 describe("the refusal hook", () => {
-  it("maps statuses to outcomes and skips server errors and skipAudit refusals", () => {
+  it("maps reasons to outcomes and skips server errors, unaudited reasons and skipAudit refusals", () => {
     expect(refusalOutcome(new ProblemError("forbidden", "x"))).toBe("denied");
-    expect(refusalOutcome(new ProblemError("unauthorized", "x"))).toBe("denied");
+    expect(refusalOutcome(new ProblemError("forbidden", "x", { reason: "origin" }))).toBe("denied");
     expect(refusalOutcome(new ProblemError("validation-failed", "x"))).toBe("invalid");
     expect(refusalOutcome(new ProblemError("payload-too-large", "x"))).toBe("invalid");
-    expect(refusalOutcome(new ProblemError("rate-limited", "x"))).toBe("rate_limited");
-    expect(refusalOutcome(new ProblemError("rate-limited", "x", { skipAudit: true }))).toBeUndefined();
+    expect(refusalOutcome(new ProblemError("unauthorized", "x"))).toBeUndefined();
+    expect(refusalOutcome(new ProblemError("rate-limited", "x"))).toBeUndefined();
+    expect(
+      refusalOutcome(new ProblemError("invalid-request", "x", { reason: "client_aborted" })),
+    ).toBeUndefined();
+    expect(refusalOutcome(new ProblemError("forbidden", "x", { skipAudit: true }))).toBeUndefined();
     expect(refusalOutcome(new ProblemError("service-unavailable", "x"))).toBeUndefined();
     expect(refusalOutcome(new ProblemError("internal", "x"))).toBeUndefined();
   });
 
-  it("writes nothing for a refusal flagged skipAudit (a flood costs no KV write), one entry otherwise", async () => {
+  it("writes nothing for a skipAudit refusal or before the caller limiter admitted the request", async () => {
     const app = new Hono<AppEnv>();
     app.use(requestId());
-    app.patch("/users/:email", bearerAuth(), (c) => {
+    app.patch("/users/:email", bearerAuth(), async (c) => {
       c.set("config", configOf(c.env));
-      const err = new ProblemError("rate-limited", "Slow down.", { skipAudit: c.req.query("skip") === "1" });
-      recordRefusal(c, err);
+      if (c.req.query("limit") === "1") await limitCaller(c);
+      const err = new ProblemError("forbidden", "No.", { skipAudit: c.req.query("skip") === "1" });
+      await recordRefusal(c, err);
       throw err;
     });
     app.onError(onError);
     const { secret, id } = await mintWithId(["users:write"]);
-    const call = async (skip: string) => {
+    const call = async (query: string) => {
       const { createExecutionContext, waitOnExecutionContext } = await import("cloudflare:test");
       const ctx = createExecutionContext();
       const res = await app.fetch(
-        new Request(`https://edge.test/users/${uniqueEmail()}?skip=${skip}`, {
+        new Request(`https://edge.test/users/${uniqueEmail()}?${query}`, {
           method: "PATCH",
           headers: { Authorization: `Bearer ${secret}` },
         }),
@@ -199,13 +233,14 @@ describe("the refusal hook", () => {
         ctx,
       );
       await waitOnExecutionContext(ctx);
-      expect(res.status).toBe(429);
+      expect(res.status).toBe(403);
     };
-    for (let i = 0; i < 5; i++) await call("1");
+    for (let i = 0; i < 3; i++) await call("skip=1&limit=1");
+    for (let i = 0; i < 3; i++) await call("skip=0&limit=0");
     expect(await auditKeysUnder(auditKeys.byToken(id))).toHaveLength(0);
-    await call("0");
+    await call("skip=0&limit=1");
     const entry = await onlyEntryOf(id);
-    expect(entry).toMatchObject({ outcome: "rate_limited", reason: "rate-limited" });
+    expect(entry).toMatchObject({ outcome: "denied", reason: "scope" });
   });
 
   it("keeps the intent's entry single when the upstream then fails (no refusal entry on top)", async () => {

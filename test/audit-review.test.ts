@@ -47,7 +47,7 @@ beforeAll(async () => {
       email: EMAILS[i % 3],
       fields: ["first_name"],
       values_mode: "none",
-      ...(kind === "denied" || kind === "invalid" ? { outcome: kind, reason: "forbidden" } : {}),
+      ...(kind === "denied" || kind === "invalid" ? { outcome: kind, reason: "scope" } : {}),
     };
     await writeEntry(env.AUDIT, entry, 400);
     if (kind === "accepted" || kind === "not_found") {

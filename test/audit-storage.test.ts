@@ -33,7 +33,8 @@ describe("key and metadata sizes", () => {
       id: newAuditId(),
       request_id: `R${"x".repeat(127)}`,
       time: new Date().toISOString(),
-      token_id: "tok_ffffffffffffffff",
+      // the longest actor id: a signed-in user's subject of 128 percent-encoded characters
+      token_id: `user:${"%E2".repeat(42)}xx`,
       // 100 characters that JSON escapes to six bytes each, then four-byte characters
       token_name: "\u0001".repeat(60) + "𝔘".repeat(40),
       email: longest,
@@ -43,7 +44,8 @@ describe("key and metadata sizes", () => {
       ip: "\u0002".repeat(200),
       user_agent: "u".repeat(10_000),
       outcome: "rate_limited",
-      reason: "unsupported-media-type",
+      reason: "server_token_from_browser",
+      over_budget: true,
     };
     const meta = auditMeta(entry);
     expect(bytes(meta)).toBeLessThanOrEqual(1024);

@@ -74,7 +74,7 @@ const insufficientScope = (scope: string, auditWrites: number) => ({
 /** Flips one hex character of the checksum. */
 const badChecksum = (secret: string) => `${secret.slice(0, -1)}${secret.endsWith("a") ? "b" : "a"}`;
 
-/** The table. Today's answers; issue 11 changes some rows (e.g. `Basic` to 401). */
+/** The table. `Basic` is 401 with a plain challenge (RFC 6750 §3.1: no bearer credentials). */
 export const AUTH_CASES: AuthCase[] = [
   {
     name: "no token",
@@ -99,7 +99,7 @@ export const AUTH_CASES: AuthCase[] = [
   {
     name: "another scheme (Basic)",
     authorization: async () => `Basic ${btoa("user:pass")}`,
-    expected: () => invalidRequest,
+    expected: () => ({ status: 401, type: "unauthorized", challenge: REALM, auditWrites: 0 }),
   },
   {
     name: "a valid token in the query string",

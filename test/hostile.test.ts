@@ -178,10 +178,10 @@ const ATTACKS: Attack[] = [
   },
   {
     owasp: API2,
-    name: "Basic scheme",
+    name: "Basic scheme (no bearer credentials: a plain 401 challenge)",
     headers: { Authorization: "Basic dXNlcjpwYXNz" },
-    status: 400,
-    type: "invalid-request",
+    status: 401,
+    type: "unauthorized",
   },
   {
     owasp: API2,

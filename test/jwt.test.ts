@@ -1,5 +1,6 @@
+import { env } from "cloudflare:test";
 import { afterEach, beforeAll, describe, expect, it, vi } from "vitest";
-import { actorOf, type Principal } from "../src/auth/authenticate.ts";
+import { actorOf, type Principal, userActorId } from "../src/auth/authenticate.ts";
 import { createJwksProvider, MIN_REFRESH_MS } from "../src/auth/jwks.ts";
 import { createApp } from "../src/index.ts";
 import { expectProblem, mint, patchUser } from "./helpers.ts";
@@ -121,14 +122,80 @@ describe("a signed-in user", () => {
     expect(upstream).toHaveLength(2);
   });
 
-  it("is named by its sub as the actor, never by the JWT", () => {
+  it("is named by its sub as the actor, never by the JWT", async () => {
     const p: Principal = {
       kind: "user",
       subject: "user-42",
+      actorId: await userActorId("user-42"),
       email: "ada@example.com",
       fields: ["first_name"],
     };
-    expect(actorOf(p)).toEqual({ kind: "user", id: "user-42" });
+    expect(actorOf(p)).toEqual({ kind: "user", id: "user:user-42" });
+  });
+});
+
+describe("distinct subjects are distinct actors (issue 11, item 5)", () => {
+  it("hashes long or token-shaped subjects whole, so a common prefix never merges two actors", async () => {
+    const prefix = "p".repeat(200);
+    const ids = await Promise.all(
+      [
+        `${prefix}-a`,
+        `${prefix}-b`,
+        `vge_${"1".repeat(72)}`,
+        `vge_${"1".repeat(71)}2`,
+        "eyJhbGciOi.eyJzdWIi.sig",
+        "ada\u202eevil",
+        "short|sub",
+        "%sha256-x",
+      ].map(userActorId),
+    );
+    expect(new Set(ids).size).toBe(ids.length);
+    expect(ids[0]).toMatch(/^user:%sha256-[0-9a-f]{64}$/);
+    expect(ids[2]).toMatch(/^user:%sha256-[0-9a-f]{64}$/);
+    expect(ids.join(" ")).not.toMatch(/vge_|eyJ|\u202e/);
+    expect(ids[6]).toBe("user:short%7Csub");
+    expect(ids[7]).toBe("user:%25sha256-x");
+  });
+
+  it("records a change of someone else's record as reason not_self, under the user's actor id", async () => {
+    const { patch, upstream } = setup();
+    const sub = `someone-${crypto.randomUUID()}`;
+    const jwt = await signJwt(rsa, claimsFor("ada@example.com", { sub }));
+    await expectProblem(await patch("grace@example.com", { last_name: "H" }, jwt), 403, "forbidden");
+    expect(upstream).toHaveLength(0);
+    const keys = await env.AUDIT.list({ prefix: `by-token:${await userActorId(sub)}:` });
+    expect(keys.keys).toHaveLength(1);
+    expect(keys.keys[0].metadata).toMatchObject({
+      outcome: "denied",
+      reason: "not_self",
+      fields: ["last_name"],
+    });
+  });
+
+  it("gives two long subjects with a common prefix two actors in the trail, its indexes and the logs", async () => {
+    const { patch, upstream, logs } = setup();
+    const prefix = `auth0|${"x".repeat(190)}`;
+    for (const sub of [`${prefix}1`, `${prefix}2`]) {
+      const jwt = await signJwt(rsa, claimsFor("ada@example.com", { sub }));
+      expect((await patch("ada@example.com", { last_name: "K" }, jwt)).status).toBe(202);
+    }
+    expect(upstream).toHaveLength(2);
+    const actors = [await userActorId(`${prefix}1`), await userActorId(`${prefix}2`)];
+    for (const actor of actors) {
+      const keys = await env.AUDIT.list({ prefix: `by-token:${actor}:` });
+      expect(keys.keys).toHaveLength(1);
+    }
+    const logged = logs
+      .flatMap((line) => {
+        try {
+          return [JSON.parse(line) as { event?: string; token_id?: string }];
+        } catch {
+          return [];
+        }
+      })
+      .filter((e) => e.event === "request")
+      .map((e) => e.token_id);
+    expect(logged.slice(-2)).toEqual(actors);
   });
 });
 

@@ -52,6 +52,8 @@ const REPRODUCE: Record<string, () => Promise<Response>> = {
   "token-in-query": async () =>
     patchUser("ada@example.com?access_token=abc", CHANGE, await mint(["users:write"])),
   "malformed-authorization": () =>
+    patchUser("ada@example.com", CHANGE, undefined, { headers: { Authorization: "Bearer a, Bearer b" } }),
+  "other-scheme": () =>
     patchUser("ada@example.com", CHANGE, undefined, { headers: { Authorization: "Basic YWRhOmFkYQ==" } }),
   "invalid-email": async () => patchUser("not-an-email", CHANGE, await mint(["users:write"])),
   "malformed-json": async () => patchUser("ada@example.com", "{", await mint(["users:write"])),
@@ -95,6 +97,17 @@ const REPRODUCE: Record<string, () => Promise<Response>> = {
     }),
   "audit-bad-query": async () => send("/audit?outcome=nope", { headers: await bearer(["audit:read"]) }),
   "audit-missing-token": () => send("/audit"),
+  "audit-rate-limited": async () => {
+    const headers = await bearer(["audit:read"]);
+    // The real limiter (wrangler.toml's limit), spent by reviews of this one token.
+    for (let i = 0; ; i++) {
+      const res = await send("/audit", {
+        headers,
+        bindings: { REVIEW_RATE_LIMITER: env.STRICT_REVIEW_RATE_LIMITER },
+      });
+      if (res.status === 429 || i > 1000) return res;
+    }
+  },
   "audit-no-scope": async () => send("/audit", { headers: await bearer(["users:write"]) }),
   "audit-entry-not-found": async () =>
     send("/audit/0000000000000-0000000000000000", { headers: await bearer(["audit:read"]) }),

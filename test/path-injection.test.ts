@@ -24,7 +24,7 @@ const patchPath = (path: string) =>
   });
 
 describe("hostile paths are refused, never a 500, never forwarded", () => {
-  const cases: [string, string, 400 | 404][] = [
+  const cases: [string, string, 400 | 404, string?][] = [
     ["encoded slash", "/users/ada%2F@example.com", 400],
     ["encoded slash, lowercase", "/users/ada%2f..%2f..%2fadmin@example.com", 400],
     [
@@ -43,9 +43,9 @@ describe("hostile paths are refused, never a 500, never forwarded", () => {
     ["encoded backslash climbing", "/users/..%5C..%5Cadmin@example.com", 400],
     ["raw backslash (becomes a slash)", "/users/ada\\@example.com", 404],
     ["encoded question mark", "/users/ada%3Fx=1@example.com", 400],
-    ["raw question mark (starts a query)", "/users/ada?@example.com", 400],
+    ["raw question mark (starts a query: refused)", "/users/ada?@example.com", 400, "invalid-request"],
     ["encoded hash", "/users/ada%23x@example.com", 400],
-    ["raw hash (starts a fragment)", "/users/ada#@example.com", 400],
+    ["raw hash (starts a fragment: refused)", "/users/ada#@example.com", 400, "invalid-request"],
     ["CR LF", "/users/ada%0d%0aX-Injected:%201@example.com", 400],
     ["LF alone", "/users/ada%0a@example.com", 400],
     ["NUL", "/users/ada%00@example.com", 400],
@@ -72,10 +72,10 @@ describe("hostile paths are refused, never a 500, never forwarded", () => {
     ["upper-case route", "/USERS/ada@example.com", 404],
   ];
 
-  it.each(cases)("%s: %s -> %i", async (_name, path, status) => {
+  it.each(cases)("%s: %s -> %i", async (_name, path, status, type) => {
     const calls = spyUpstream();
     const res = await patchPath(path);
-    await expectProblem(res, status, status === 400 ? "invalid-email" : "not-found");
+    await expectProblem(res, status, type ?? (status === 400 ? "invalid-email" : "not-found"));
     expect(calls).toHaveLength(0);
   });
 
@@ -92,9 +92,27 @@ describe("hostile paths are refused, never a 500, never forwarded", () => {
 });
 
 describe("nothing but the validated email comes from the caller's URL", () => {
-  it("drops the caller's query string and fragment", async () => {
+  it("refuses a query string or a fragment (400), forwarding and writing nothing", async () => {
     const calls = spyUpstream();
-    const res = await patchPath("/users/ada@example.com?network=other&x=%2F..#frag");
+    const before = await env.AUDIT.list();
+    for (const path of [
+      "/users/ada@example.com?network=other&x=%2F..#frag",
+      "/users/ada@example.com?",
+      "/users/ada@example.com#frag",
+      // what `Host: x/users/b@other.com?` makes of a request for a@example.com under wrangler dev
+      "/users/b@other.com?/users/a@example.com",
+    ]) {
+      const res = await patchPath(path);
+      const body = await expectProblem(res, 400, "invalid-request");
+      expect(body.detail).toBe("PATCH /users/:email takes no query string.");
+    }
+    expect(calls).toHaveLength(0);
+    expect((await env.AUDIT.list()).keys).toHaveLength(before.keys.length);
+  });
+
+  it("forwards the validated email only", async () => {
+    const calls = spyUpstream();
+    const res = await patchPath("/users/ada@example.com");
     expect(res.status).toBe(202);
     const url = new URL(calls[0].url);
     expect(url.search).toBe("");

@@ -144,7 +144,7 @@ export function receivedProblems(plan: Planned[], got: Sent[], received: Receive
  * The audit trail, as listed by the review API, against the plan. `intents`: each forwarded
  * request has exactly one entry, its outcome recorded (accepted/not_found, never pending), with
  * its email and field names. `refusals`: each refusal of a valid token has exactly one entry
- * with outcome invalid/denied and the problem type as reason; 401s and 429s have none; no entry
+ * with outcome invalid/denied and its planned refusal reason; 401s and 429s have none; no entry
  * belongs to anything but a planned request. Requests whose answer was not as planned are
  * already reported and skipped here: what they should have left is unknown.
  */
@@ -174,7 +174,7 @@ export function auditProblems(plan: Planned[], got: Sent[], entries: AuditSummar
       e.outcome !== p.audit ||
       e.email !== p.email ||
       e.fields.join() !== fields ||
-      (!isIntent && e.reason !== p.problem)
+      (!isIntent && e.reason !== p.reason)
     ) {
       list.push(`${p.id} [${p.cls}] audit shows ${JSON.stringify(e)}`);
     }

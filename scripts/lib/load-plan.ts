@@ -33,6 +33,8 @@ export interface Planned {
   status: number;
   /** Problem type slug for refusals. */
   problem?: string;
+  /** Refusal reason the trail must name (src/http/reasons.ts), for audited refusals. */
+  reason?: string;
   audit: AuditExpect;
   /** Phone-flood group: these requests share one email; the phone limiter decides 202 or 429. */
   flood?: string;
@@ -43,6 +45,7 @@ interface Spec {
   token: TokenKind;
   status: number;
   problem?: string;
+  reason?: string;
   audit: AuditExpect;
   /** Target email, or a raw (invalid) path segment when `raw` is set. */
   target: (i: number) => { email: string; raw?: string };
@@ -115,6 +118,7 @@ const SPECS: Record<string, Spec> = {
     token: "writer",
     status: 400,
     problem: "validation-failed",
+    reason: "validation",
     audit: "invalid",
     target: known("example.com"),
     body: () => json({ first_name: "   " }),
@@ -124,6 +128,7 @@ const SPECS: Record<string, Spec> = {
     token: "writer",
     status: 400,
     problem: "validation-failed",
+    reason: "validation",
     audit: "invalid",
     target: known("example.com"),
     body: () => json({ phone_number: "555-0100" }),
@@ -133,6 +138,7 @@ const SPECS: Record<string, Spec> = {
     token: "writer",
     status: 400,
     problem: "validation-failed",
+    reason: "validation",
     audit: "invalid",
     target: known("example.com"),
     body: (i) => json({ first_name: name(i), email: "other@example.com" }),
@@ -142,6 +148,7 @@ const SPECS: Record<string, Spec> = {
     token: "writer",
     status: 400,
     problem: "validation-failed",
+    reason: "validation",
     audit: "invalid",
     target: known("example.com"),
     body: () => "{}",
@@ -151,6 +158,7 @@ const SPECS: Record<string, Spec> = {
     token: "writer",
     status: 400,
     problem: "malformed-json",
+    reason: "malformed_json",
     audit: "invalid",
     target: known("example.com"),
     body: () => '{"first_name": "Ada"',
@@ -160,6 +168,7 @@ const SPECS: Record<string, Spec> = {
     token: "writer",
     status: 400,
     problem: "invalid-email",
+    reason: "invalid_email",
     audit: "invalid",
     target: (i) => ({ email: "", raw: BAD_SEGMENTS[i % BAD_SEGMENTS.length] }),
     body: (i) => json({ first_name: name(i) }),
@@ -196,6 +205,7 @@ const SPECS: Record<string, Spec> = {
     token: "phone",
     status: 403,
     problem: "forbidden",
+    reason: "field_scope",
     audit: "denied",
     target: known("example.com"),
     body: (i) => json({ first_name: name(i) }),
@@ -205,6 +215,7 @@ const SPECS: Record<string, Spec> = {
     token: "phone",
     status: 403,
     problem: "forbidden",
+    reason: "domain",
     audit: "denied",
     target: known("example.org"),
     body: (i) => json({ phone_number: phone(i) }),
@@ -214,6 +225,7 @@ const SPECS: Record<string, Spec> = {
     token: "reader",
     status: 403,
     problem: "forbidden",
+    reason: "scope",
     audit: "denied",
     target: known("example.com"),
     body: (i) => json({ last_name: name(i) }),
@@ -266,6 +278,7 @@ export function planRequests(total: number, phoneLimit: number, seed: number, ru
         slot: 0,
         status: spec.status,
         problem: spec.problem,
+        reason: spec.reason,
         audit: spec.audit,
       });
     }
@@ -294,20 +307,35 @@ export function planRequests(total: number, phoneLimit: number, seed: number, ru
   return out.map((p, i) => ({ ...p, id: `load-${runTag}-${String(i).padStart(6, "0")}` }));
 }
 
+/** True for a planned request whose refusal the trail records (it spends the token's refusal budget). */
+const isAuditedRefusal = (p: Planned) => p.audit === "invalid" || p.audit === "denied";
+
 /**
  * Spreads each minted kind's requests over as few tokens as keep every token at or under
- * `budget` requests; returns how many tokens of each kind to mint.
+ * `budget` requests and at or under `refusalBudget` audited refusals (beyond which a refusal is
+ * logged only: docs/storage.md); returns how many tokens of each kind to mint.
  */
-export function assignTokens(plan: Planned[], budget: number): Record<MintedKind, number> {
+export function assignTokens(
+  plan: Planned[],
+  budget: number,
+  refusalBudget = Number.POSITIVE_INFINITY,
+): Record<MintedKind, number> {
   const used: Record<MintedKind, number> = { writer: 0, phone: 0, reader: 0 };
+  const refused: Record<MintedKind, number> = { writer: 0, phone: 0, reader: 0 };
   const needed: Record<MintedKind, number> = { writer: 0, phone: 0, reader: 0 };
   for (const kind of Object.keys(MINTED) as MintedKind[]) {
-    needed[kind] = Math.max(1, Math.ceil(plan.filter((p) => p.token === kind).length / budget));
+    const mine = plan.filter((p) => p.token === kind);
+    needed[kind] = Math.max(
+      1,
+      Math.ceil(mine.length / budget),
+      Math.ceil(mine.filter(isAuditedRefusal).length / refusalBudget),
+    );
   }
   for (const p of plan) {
     if (!(p.token in MINTED)) continue;
     const kind = p.token as MintedKind;
-    p.slot = used[kind]++ % needed[kind];
+    // refusals and the rest are dealt round-robin separately, so both stay even across tokens
+    p.slot = isAuditedRefusal(p) ? refused[kind]++ % needed[kind] : used[kind]++ % needed[kind];
   }
   return needed;
 }

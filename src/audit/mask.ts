@@ -8,6 +8,22 @@ import { FIELDS, type Field, type FieldValues } from "../model/fields.ts";
 import { callingCodeOf } from "../model/phone.ts";
 import { scrub } from "../model/text.ts";
 
+/** C0 and C1 controls, DEL (all `\p{Cc}`) and the bidi controls (marks, embeddings, overrides, isolates). */
+const UNSAFE_TEXT = /[\p{Cc}\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]/gu;
+
+/**
+ * Makes caller- or operator-supplied text inert for whoever reads the trail (DESIGN invariant 9):
+ * every control or bidi character becomes the six characters of its `\uXXXX` escape, so no
+ * terminal or editor can be steered by it and the reader still sees that it was there.
+ */
+export function inert(text: string): string {
+  return text.replace(UNSAFE_TEXT, (ch) => `\\u${ch.charCodeAt(0).toString(16).padStart(4, "0")}`);
+}
+
+/** {@link scrub}, then {@link inert}: what the trail keeps of any caller or operator string. */
+export const safeText = (text: string, secrets: readonly string[] = []): string =>
+  inert(scrub(text, secrets));
+
 /**
  * Masks a name so that its first and last character and its length remain: `Lovelace` becomes
  * `L******e`, `Ada` becomes `A**`, names of one or two characters become all stars.
@@ -43,7 +59,7 @@ export function auditValues(
   for (const field of FIELDS) {
     const value = changes[field];
     if (value === undefined) continue;
-    if (mode === "full") out[field] = scrub(value, secrets);
+    if (mode === "full") out[field] = safeText(value, secrets);
     else out[field] = field === "phone_number" ? maskPhone(value) : maskName(value);
   }
   return out;

@@ -2,6 +2,7 @@
  * Review queries over the audit trail: one prefix listing (by email, by token or all), read
  * newest first from key metadata, outcomes joined by bulk reads, filters applied in memory.
  */
+import { inDomains } from "../auth/authenticate.ts";
 import {
   type AuditMeta,
   type AuditOutcome,
@@ -23,6 +24,21 @@ export interface AuditQuery {
   until?: number;
   /** KV cursor from the previous page of the same query. */
   cursor?: string;
+  /**
+   * The reviewer's email domains, when its token is domain-limited: only entries whose target
+   * is in them are seen (entries without a valid target are not). See {@link mayReview}.
+   */
+  domains?: readonly string[];
+}
+
+/**
+ * True when a reviewer limited to `domains` (undefined: any) may see an entry with this target.
+ * Domains match as for changes: `example.com` exactly, `*.example.com` its subdomains only.
+ */
+export function mayReview(domains: readonly string[] | undefined, email: string | undefined): boolean {
+  if (domains === undefined) return true;
+  if (email === undefined) return false;
+  return inDomains(domains, email.slice(email.lastIndexOf("@") + 1).toLowerCase());
 }
 
 export interface AuditPage {
@@ -78,9 +94,13 @@ async function outcomesOf(kv: KVNamespace, ids: string[]): Promise<Map<string, A
 
 /**
  * Runs one page of a review query: lists keys under {@link queryPrefix} from `q.cursor` in
- * calls of at most `maxEntries - found` keys, so a page never exceeds `maxEntries`, and stops
- * at the first entry older than `since` (everything after it is older still). A page may
- * hold fewer entries than asked, even none, while `cursor` is not null.
+ * calls of at most `maxEntries - found` keys, so a page never exceeds `maxEntries` and no
+ * listed key is skipped, and keeps listing until the page is full, the listing is exhausted or
+ * `maxListCalls` calls were made; it stops at the first entry older than `since` (everything
+ * after it is older still). Filters (domain limits included) are applied to each key's
+ * metadata, so a page may hold fewer entries than asked, even none, while `cursor` is not
+ * null: the cursor then resumes exactly after the last key read. An `email` outside the
+ * reviewer's domains lists nothing at all.
  */
 export async function queryAudit(
   kv: KVNamespace,
@@ -88,6 +108,7 @@ export async function queryAudit(
   limits: PageLimits,
   now = Date.now(),
 ): Promise<AuditPage> {
+  if (q.email !== undefined && !mayReview(q.domains, q.email)) return { entries: [], cursor: null };
   const prefix = queryPrefix(q);
   const lowerEmail = q.email?.toLowerCase();
   const entries: AuditSummary[] = [];
@@ -108,6 +129,7 @@ export async function queryAudit(
       }
       const meta = key.metadata;
       if (!meta || (q.until !== undefined && time > q.until)) continue;
+      if (!mayReview(q.domains, meta.email)) continue;
       if (q.token && meta.token_id !== q.token) continue;
       if (lowerEmail && meta.email?.toLowerCase() !== lowerEmail) continue;
       if (q.requestId && meta.request_id !== q.requestId) continue;

@@ -4,14 +4,16 @@
  * and a refusal of a request that presented a valid token gets one entry.
  */
 import type { Context } from "hono";
-import { actorId, type Principal } from "../auth/authenticate.ts";
+import { actorOf, type Principal } from "../auth/authenticate.ts";
+import { refusalBudget } from "../auth/rate-limit.ts";
 import type { AppEnv } from "../http/context.ts";
 import { ProblemError } from "../http/errors.ts";
 import { logEvent } from "../http/log.ts";
+import { isAudited, REFUSAL_REASONS } from "../http/reasons.ts";
 import { parseEmailSegment, rawEmailSegment, type TargetEmail } from "../model/email.ts";
 import { changedFields, FIELDS, type FieldValues } from "../model/fields.ts";
-import { clip, scrub } from "../model/text.ts";
-import { auditValues } from "./mask.ts";
+import { clip } from "../model/text.ts";
+import { auditValues, safeText } from "./mask.ts";
 import {
   type AuditEntry,
   type AuditOutcomeRecord,
@@ -34,6 +36,8 @@ declare module "hono" {
     changes?: FieldValues;
     /** Set once the intent of a forwarded change is in the audit trail. */
     auditId?: string;
+    /** Field names a refused change tried to set (for the access log; the trail has them too). */
+    attemptedFields?: readonly string[];
   }
 }
 
@@ -46,10 +50,13 @@ export interface ForwardResult {
   latencyMs: number;
 }
 
-/** Who acted: a token's public id and name, or for a signed-in user `user:<sub>` and a fixed name. */
+/**
+ * Who acted: a token's public id and name, or for a signed-in user their actor id (one per
+ * distinct `sub`, percent-encoded or hashed: `userActorId`) and a fixed name.
+ */
 function actorFields(p: Principal, secrets: string[]): { token_id: string; token_name: string } {
-  const token_id = actorId(p, secrets);
-  return { token_id, token_name: p.kind === "token" ? scrub(p.tokenName, secrets) : "end-user JWT" };
+  if (p.kind === "token") return { token_id: p.tokenId, token_name: safeText(p.tokenName, secrets) };
+  return { token_id: p.actorId, token_name: "end-user JWT" };
 }
 
 /** What every entry holds about the request and its (valid) token; scrubbed of secrets. */
@@ -59,13 +66,13 @@ function baseEntry(c: Ctx): AuditEntry {
   const secrets = [cfg.villageApiKey];
   const header = (name: keyof typeof HEADER_MAX) => {
     const value = c.req.header(name);
-    return value ? clip(scrub(value, secrets), HEADER_MAX[name]) : undefined;
+    return value ? clip(safeText(value, secrets), HEADER_MAX[name]) : undefined;
   };
   const now = Date.now();
   return {
     v: 1,
     id: newAuditId(now),
-    request_id: scrub(c.get("requestId"), secrets),
+    request_id: safeText(c.get("requestId"), secrets),
     time: new Date(now).toISOString(),
     ...actorFields(principal, secrets),
     origin: header("Origin"),
@@ -134,13 +141,14 @@ export function recordOutcome(c: Ctx, intent: AuditEntry, result: ForwardResult)
 
 /**
  * The outcome a refusal is recorded with, or undefined when it is not recorded: server
- * errors (nothing was decided about the caller) and errors flagged `skipAudit` (floods).
+ * errors (nothing was decided about the caller), reasons that are never audited (no valid
+ * token, rate limits, client aborts: floods must not cost a write) and `skipAudit` errors.
  */
 export function refusalOutcome(err: ProblemError): RefusalOutcome | undefined {
   if (err.skipAudit || err.status < 400 || err.status >= 500) return undefined;
-  if (err.status === 429) return "rate_limited";
-  if (err.status === 401 || err.status === 403) return "denied";
-  return "invalid";
+  if (!err.reason || !isAudited(err.reason)) return undefined;
+  const outcome = REFUSAL_REASONS[err.reason];
+  return outcome === "denied" || outcome === "invalid" ? outcome : undefined;
 }
 
 /** The target of a refusal: the validated one, else the path's if it is valid. */
@@ -166,27 +174,43 @@ function attemptedFields(c: Ctx, err: ProblemError) {
 }
 
 /**
- * Call with whatever `PATCH /users/:email` threw. A refusal (a {@link ProblemError} with a 4xx
- * status, before any intent was written) gets one entry, written after the response, but only
- * once authentication established a principal: requests without a valid token are logged,
- * never written to KV.
+ * Call with whatever `PATCH /users/:email` threw. Notes the fields a refused change tried
+ * (for the access log). A refusal of an audited reason (a {@link ProblemError} with a 4xx
+ * status, before any intent was written) gets one entry, written after the response, but
+ * only once authentication established a principal and the caller limiter admitted it, and
+ * only within the caller's refusal budget (`refusalBudget`): beyond it one entry a minute is
+ * marked `over_budget`, the rest go to the logs only (`audit_refusal_suppressed`).
  */
-export function recordRefusal(c: Ctx, err: unknown): void {
-  const principal: Principal | undefined = c.get("principal");
-  if (!principal || !(err instanceof ProblemError) || c.get("auditId") !== undefined) return;
-  const outcome = refusalOutcome(err);
-  if (!outcome) return;
-  const cfg = c.get("config");
+export async function recordRefusal(c: Ctx, err: unknown): Promise<void> {
+  if (!(err instanceof ProblemError) || c.get("auditId") !== undefined) return;
   const changes = c.get("changes");
+  const fields = changes ? changedFields(changes) : attemptedFields(c, err);
+  c.set("attemptedFields", fields);
+  const principal: Principal | undefined = c.get("principal");
+  const outcome = refusalOutcome(err);
+  if (!principal || !c.get("callerAdmitted") || !outcome) return;
+  const cfg = c.get("config");
+  const reason = err.reason;
   let entry: AuditEntry | undefined;
   const write = async () => {
+    const budget = await refusalBudget(c);
+    if (budget === "none") {
+      logEvent("warn", "audit_refusal_suppressed", c, {
+        actor: actorOf(principal).id,
+        outcome,
+        reason,
+        fields,
+      });
+      return;
+    }
     entry = {
       ...baseEntry(c),
       email: refusalTarget(c)?.address,
-      fields: changes ? changedFields(changes) : attemptedFields(c, err),
+      fields,
       values: changes ? auditValues(changes, cfg.auditValues, [cfg.villageApiKey]) : undefined,
       outcome,
-      reason: err.type,
+      reason,
+      over_budget: budget === "summary" ? true : undefined,
     };
     const written = entry;
     await withRetry(() => writeEntry(c.env.AUDIT, written, cfg.auditRetentionDays));
@@ -196,7 +220,8 @@ export function recordRefusal(c: Ctx, err: unknown): void {
       logEvent("error", "audit_refusal_lost", c, {
         audit_id: entry?.id,
         outcome,
-        reason: err.type,
+        reason,
+        fields,
         token_id: entry?.token_id,
         error: String(error),
       }),

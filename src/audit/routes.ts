@@ -4,11 +4,13 @@
  * Reviews are not themselves audited (they change nothing); they are in the request logs.
  */
 import { Hono } from "hono";
-import { bearerAuth, requireScope } from "../auth/authenticate.ts";
+import { createMiddleware } from "hono/factory";
+import { bearerAuth, type Principal, requireScope } from "../auth/authenticate.ts";
+import { limitReview } from "../auth/rate-limit.ts";
 import type { AppEnv } from "../http/context.ts";
 import { ProblemError } from "../http/errors.ts";
 import { respond, respondJson } from "../http/respond.ts";
-import { type AuditQuery, queryAudit } from "./query.ts";
+import { type AuditQuery, mayReview, queryAudit } from "./query.ts";
 import { NDJSON, parseAuditQuery } from "./query-schema.ts";
 import { readEntry } from "./store.ts";
 
@@ -29,9 +31,28 @@ const unavailable = (err: unknown) =>
     logDetail: `audit read failed: ${String(err)}`,
   });
 
+/** The email domains a reviewer is limited to (undefined: any); `requireScope` made it a token. */
+const domainsOf = (p: Principal): readonly string[] | undefined => (p.kind === "token" ? p.domains : []);
+
+const noSuchEntry = () =>
+  new ProblemError(
+    "not-found",
+    "No audit entry has this id. To find entries by request id, use GET /audit?request_id=...",
+  );
+
+/** Every review: a valid token from its origin, with `audit:read`, within its review limit. */
+const reviewer = [
+  bearerAuth(),
+  requireScope("audit:read"),
+  createMiddleware<AppEnv>(async function reviewLimit(c, next) {
+    await limitReview(c);
+    await next();
+  }),
+] as const;
+
 export const audit = new Hono<AppEnv>();
 
-audit.get("/", bearerAuth(), requireScope("audit:read"), async function listAudit(c) {
+audit.get("/", ...reviewer, async function listAudit(c) {
   const params = parseAuditQuery(c.req.queries());
   const q: AuditQuery = {
     email: params.email,
@@ -41,6 +62,7 @@ audit.get("/", bearerAuth(), requireScope("audit:read"), async function listAudi
     since: params.since,
     until: params.until,
     cursor: params.cursor,
+    domains: domainsOf(c.get("principal")),
   };
   const ndjson = (c.req.header("Accept") ?? "").toLowerCase().includes(NDJSON);
   const limits = ndjson
@@ -62,18 +84,14 @@ audit.get("/", bearerAuth(), requireScope("audit:read"), async function listAudi
     : respondJson(c, page, 200, headers);
 });
 
-audit.get("/:id", bearerAuth(), requireScope("audit:read"), async function showAudit(c) {
+audit.get("/:id", ...reviewer, async function showAudit(c) {
   let entry: Awaited<ReturnType<typeof readEntry>>;
   try {
     entry = await readEntry(c.env.AUDIT, c.req.param("id"));
   } catch (err) {
     throw unavailable(err);
   }
-  if (!entry) {
-    throw new ProblemError(
-      "not-found",
-      "No audit entry has this id. To find entries by request id, use GET /audit?request_id=...",
-    );
-  }
+  // An entry outside a domain-limited reviewer's domains does not exist for it.
+  if (!entry || !mayReview(domainsOf(c.get("principal")), entry.email)) throw noSuchEntry();
   return respondJson(c, entry);
 });

@@ -5,6 +5,8 @@
 
 import { toHex } from "../auth/tokens.ts";
 import type { AuditValues } from "../config.ts";
+import type { RefusalReason } from "../http/reasons.ts";
+import { canonicalEmail } from "../model/email.ts";
 import type { Field } from "../model/fields.ts";
 import { clip } from "../model/text.ts";
 
@@ -62,7 +64,7 @@ export const auditIdTime = (id: string): number => MAX_TS - Number(id.slice(0, 1
 export const auditKeys = {
   entry: (id: string) => `entry:${id}`,
   outcome: (id: string) => `outcome:${id}`,
-  byEmail: (email: string, id = "") => `by-email:${email.toLowerCase()}:${id}`,
+  byEmail: (email: string, id = "") => `by-email:${canonicalEmail(email)}:${id}`,
   byToken: (tokenId: string, id = "") => `by-token:${tokenId}:${id}`,
 };
 
@@ -85,8 +87,10 @@ export interface AuditEntry {
   values?: Partial<Record<Field, string>>;
   /** Present only on refusals: their entry is final and gets no outcome record. */
   outcome?: RefusalOutcome;
-  /** Problem type a refusal was answered with. */
-  reason?: string;
+  /** Exactly why a refusal was refused (src/http/reasons.ts; entries before 2026-12 hold the problem type). */
+  reason?: RefusalReason;
+  /** On the one refusal a minute recorded beyond the caller's refusal budget: later ones are in the logs only. */
+  over_budget?: true;
 }
 
 /** The value under `outcome:<id>`, written after Village answered (or did not). */
@@ -109,7 +113,8 @@ export interface AuditMeta {
   ip?: string;
   origin?: string;
   outcome?: RefusalOutcome;
-  reason?: string;
+  reason?: RefusalReason;
+  over_budget?: true;
 }
 
 /** One entry as the review API lists it. */
@@ -150,6 +155,7 @@ export function auditMeta(entry: AuditEntry): AuditMeta {
     origin: entry.origin === undefined ? undefined : metaText(entry.origin, META_BUDGET.origin),
     outcome: entry.outcome,
     reason: entry.reason,
+    over_budget: entry.over_budget,
   };
 }
 

@@ -5,11 +5,10 @@ import { ProblemError } from "../http/errors.ts";
 import { logEvent } from "../http/log.ts";
 import { normalizeEmail, type TargetEmail } from "../model/email.ts";
 import type { Field } from "../model/fields.ts";
-import { clip, scrub } from "../model/text.ts";
 import { type JwksProvider, JwksUnavailable } from "./jwks.ts";
 import { JWT_SHAPE, MAX_JWT_LENGTH, verifyUserJwt } from "./jwt.ts";
 import { credentialProblem, insufficientScope } from "./refusals.ts";
-import { findToken, isWellFormedToken, type Scope, TOKEN_PREFIX } from "./tokens.ts";
+import { findToken, isWellFormedToken, type Scope, TOKEN_PREFIX, toHex } from "./tokens.ts";
 
 /** A caller holding one of our opaque tokens. Carries the public id only, never the secret. */
 export interface TokenPrincipal {
@@ -24,8 +23,10 @@ export interface TokenPrincipal {
 /** A signed-in person holding an end-user JWT: may change only their own record. */
 export interface UserPrincipal {
   kind: "user";
-  /** The JWT's `sub`: what logs and audit name as the actor (never the JWT itself). */
+  /** The JWT's `sub` (never the JWT itself). */
   subject: string;
+  /** What logs, limiters and audit name as the actor: one per distinct `sub` ({@link userActorId}). */
+  actorId: string;
   /** The verified `email` claim, normalized like a target email. */
   email: string;
   /** What this user may change on their own record (`SELF_SERVICE_FIELDS`). */
@@ -44,18 +45,39 @@ declare module "hono" {
   }
 }
 
-/** The actor named in logs and audit entries: a token's public id or a user's `sub`. */
+/** The actor named in logs, limiter keys and audit entries: a token's public id or a user's actor id. */
 export function actorOf(p: Principal): { kind: "token" | "user"; id: string } {
-  return p.kind === "token" ? { kind: "token", id: p.tokenId } : { kind: "user", id: p.subject };
+  return p.kind === "token" ? { kind: "token", id: p.tokenId } : { kind: "user", id: p.actorId };
 }
 
 /**
- * The caller's id as logs and the audit trail name it: a token's public id, or `user:<sub>`
- * (percent-encoded, so a `:` in a subject cannot reach into another actor's index keys;
- * scrubbed of `secrets` and of anything secret-shaped; at most 160 bytes).
+ * The caller's id as logs and the audit trail name it: a token's public id, or a signed-in
+ * user's actor id ({@link userActorId}: nothing secret-shaped, at most 133 characters).
  */
-export function actorId(p: Principal, secrets: readonly string[] = []): string {
-  return p.kind === "token" ? p.tokenId : clip(`user:${encodeURIComponent(scrub(p.subject, secrets))}`, 160);
+export function actorId(p: Principal, _secrets: readonly string[] = []): string {
+  return p.kind === "token" ? p.tokenId : p.actorId;
+}
+
+/** Longest percent-encoded subject kept readable in an actor id. */
+const SUBJECT_MAX = 128;
+/** Anything a reviewer's terminal or a scrubber would treat specially: such subjects are hashed. */
+const SUBJECT_UNSAFE = /vge_|eyJ|\p{Cc}|\p{Cf}/iu;
+
+/**
+ * The actor id of a signed-in user: `user:<percent-encoded sub>` when that is at most 128
+ * characters and the subject holds nothing token-shaped or invisible; otherwise
+ * `user:%sha256-<64 hex>`, the SHA-256 of a fixed label and the whole subject. Distinct subjects
+ * therefore never share an actor (nothing is clipped or scrubbed), and the two forms cannot
+ * collide: `encodeURIComponent` never writes `%` before a lowercase letter.
+ */
+export async function userActorId(subject: string): Promise<string> {
+  const encoded = encodeURIComponent(subject);
+  if (encoded.length <= SUBJECT_MAX && !SUBJECT_UNSAFE.test(subject)) return `user:${encoded}`;
+  const digest = await crypto.subtle.digest(
+    "SHA-256",
+    new TextEncoder().encode(`village-edge actor\u0000${subject}`),
+  );
+  return `user:%sha256-${toHex(new Uint8Array(digest))}`;
 }
 
 /** The request's caller id ({@link actorId}), or null before authentication established one. */
@@ -68,18 +90,30 @@ export const callerOf = (c: Context): string | null => {
 const MAX_HEADER = MAX_JWT_LENGTH + 16;
 /** RFC 6750 §2.1: `Bearer` (any case), one or more spaces, a b64token. */
 const BEARER = /^Bearer +([A-Za-z0-9._~+/-]+=*) *$/i;
+/** The auth-scheme of a credential (RFC 9110 §11.4: a token, then a space or the end). */
+const SCHEME = /^([!#$%&'*+.^_`|~0-9A-Za-z-]+)(?: |$)/;
+
 /**
  * A token whose record lists origins is accepted only with an exactly matching `Origin`
  * header; a token without origins is for servers, and refused when a browser (which always
- * sends `Origin` on a cross-origin PATCH) presents it.
+ * sends `Origin` on a cross-origin PATCH) presents it. Signed-in users are not origin-bound.
+ * Separate from {@link authenticate} so that a route that audits refusals can ask its rate
+ * limiter first (DESIGN invariant 8): `PATCH /users/:email` calls it after `limitCaller`.
  */
-function checkOrigin(origins: readonly string[] | undefined, origin: string | undefined): void {
-  if (origins === undefined) {
+export function assertOrigin(c: Context<AppEnv>): void {
+  const p = c.get("principal");
+  if (p.kind !== "token") return;
+  const origin = c.req.header("Origin");
+  if (p.origins === undefined) {
     if (origin !== undefined) {
-      throw insufficientScope("This token is for servers; browsers need a token bound to their origin.");
+      throw insufficientScope(
+        "This token is for servers; browsers need a token bound to their origin.",
+        undefined,
+        "server_token_from_browser",
+      );
     }
-  } else if (origin === undefined || !origins.includes(origin)) {
-    throw insufficientScope("This token may not be used from this origin.");
+  } else if (origin === undefined || !p.origins.includes(origin)) {
+    throw insufficientScope("This token may not be used from this origin.", undefined, "origin");
   }
 }
 
@@ -120,9 +154,14 @@ async function userPrincipal(jwt: string, env: Env, c: Context): Promise<UserPri
     address = undefined;
   }
   if (address === undefined || (email_verified !== undefined && email_verified !== true)) {
-    throw insufficientScope("Your sign-in does not carry a verified email address.");
+    throw insufficientScope(
+      "Your sign-in does not carry a verified email address.",
+      undefined,
+      "unverified_email",
+    );
   }
-  return { kind: "user", subject: sub, email: address, fields: auth.selfServiceFields };
+  const actorId = await userActorId(sub);
+  return { kind: "user", subject: sub, actorId, email: address, fields: auth.selfServiceFields };
 }
 
 /**
@@ -135,7 +174,9 @@ export async function authenticate(c: Context<AppEnv>): Promise<void> {
     throw credentialProblem("token_in_query");
   }
   const header = c.req.header("Authorization");
-  if (header === undefined || header === "") throw credentialProblem("no_token");
+  if (header === undefined || header.trim() === "") throw credentialProblem("no_token");
+  const scheme = SCHEME.exec(header.trimStart())?.[1];
+  if (scheme !== undefined && scheme.toLowerCase() !== "bearer") throw credentialProblem("other_scheme");
   if (header.length > MAX_HEADER) throw credentialProblem("header_too_long");
   const match = BEARER.exec(header);
   if (!match) throw credentialProblem("not_bearer");
@@ -150,8 +191,6 @@ export async function authenticate(c: Context<AppEnv>): Promise<void> {
       domains: record.domains,
       origins: record.origins,
     });
-    // After `principal` is set: a valid token used from the wrong origin is a recorded refusal.
-    checkOrigin(record.origins, c.req.header("Origin"));
   } else if (JWT_SHAPE.test(secret)) {
     c.set("principal", await userPrincipal(secret, c.env, c));
   } else {
@@ -166,10 +205,11 @@ export const provideJwks = (jwks: JwksProvider): MiddlewareHandler<AppEnv> =>
     await next();
   };
 
-/** {@link authenticate} as a middleware. */
+/** {@link authenticate} and {@link assertOrigin} as a middleware, for routes that audit no refusal. */
 export const bearerAuth = (): MiddlewareHandler<AppEnv> =>
   async function bearerAuth(c, next) {
     await authenticate(c);
+    assertOrigin(c);
     await next();
   };
 
@@ -191,11 +231,14 @@ export const canWriteAny = (p: Principal): boolean =>
  */
 export function canTouchDomain(p: Principal, domain: string): boolean {
   if (p.kind === "user") return false; // a user is limited to one address: see assertMayTouch
-  if (!p.domains) return true;
-  return p.domains.some((d) =>
+  return !p.domains || inDomains(p.domains, domain);
+}
+
+/** True when a (lowercase) domain is one of `domains`: exact, or a subdomain of a `*.` entry. */
+export const inDomains = (domains: readonly string[], domain: string): boolean =>
+  domains.some((d) =>
     d.startsWith("*.") ? domain.endsWith(d.slice(1)) && domain.length > d.length - 1 : domain === d,
   );
-}
 
 /**
  * Refuses (403) a target the principal may not touch: a token outside its email domains,
@@ -203,9 +246,11 @@ export function canTouchDomain(p: Principal, domain: string): boolean {
  */
 export function assertMayTouch(p: Principal, target: TargetEmail): void {
   if (p.kind === "user") {
-    if (p.email !== target.address) throw insufficientScope("You may change only your own record.");
+    if (p.email !== target.address) {
+      throw insufficientScope("You may change only your own record.", undefined, "not_self");
+    }
   } else if (!canTouchDomain(p, target.domain)) {
-    throw insufficientScope("This token may not change users in this email domain.", "users:write");
+    throw insufficientScope("This token may not change users in this email domain.", "users:write", "domain");
   }
 }
 

@@ -5,11 +5,13 @@
  * does not compile until it has its answer.
  */
 import { ProblemError } from "../http/errors.ts";
+import type { RefusalReason } from "../http/reasons.ts";
 import type { JwtRefusal } from "./jwt.ts";
 
 /**
  * Why a bearer credential was refused before any principal was established:
  * - `no_token`: no `Authorization` header, or an empty one;
+ * - `other_scheme`: credentials of another scheme (`Basic …`): no bearer credentials either;
  * - `token_in_query`: a token in the query string (`access_token`), refused even when valid;
  * - `not_bearer`: a header that is not one `Bearer <b64token>` (another scheme, two tokens, ...);
  * - `header_too_long`: longer than any credential we issue or accept;
@@ -21,6 +23,7 @@ import type { JwtRefusal } from "./jwt.ts";
  */
 export type CredentialRefusal =
   | "no_token"
+  | "other_scheme"
   | "token_in_query"
   | "not_bearer"
   | "header_too_long"
@@ -34,7 +37,7 @@ const REALM = 'Bearer realm="village-edge"';
 
 const challenge = (error?: string, extra = "") => (error ? `${REALM}, error="${error}"${extra}` : REALM);
 
-/** 401 for a missing token (no error code, RFC 6750 §3.1). */
+/** 401 for a request without bearer credentials (none, or another scheme): no error code, RFC 6750 §3.1. */
 const missingToken = () =>
   new ProblemError("unauthorized", "A bearer token is required.", {
     headers: { "WWW-Authenticate": challenge() },
@@ -53,10 +56,11 @@ const invalidRequest = (detail: string) =>
     headers: { "WWW-Authenticate": challenge("invalid_request") },
   });
 
-/** 403 naming the scope that would be needed, when there is one. */
-export const insufficientScope = (detail: string, scope?: string) =>
+/** 403 naming the scope that would be needed, when there is one, and exactly why (`reason`). */
+export const insufficientScope = (detail: string, scope?: string, reason: RefusalReason = "scope") =>
   new ProblemError("forbidden", detail, {
     headers: { "WWW-Authenticate": challenge("insufficient_scope", scope ? `, scope="${scope}"` : "") },
+    reason,
   });
 
 /** The problem a refused credential is answered with (what goes to logs stays in `logDetail`). */
@@ -66,6 +70,7 @@ export function credentialProblem(r: CredentialRefusal): ProblemError {
   }
   switch (r) {
     case "no_token":
+    case "other_scheme":
       return missingToken();
     case "token_in_query":
       return invalidRequest("Tokens are accepted only in the Authorization header.");

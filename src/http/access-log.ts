@@ -2,6 +2,7 @@ import type { Context, MiddlewareHandler } from "hono";
 import { matchedRoutes } from "hono/route";
 import type { AppEnv } from "./context.ts";
 import { logEvent } from "./log.ts";
+import { REFUSAL_REASONS } from "./reasons.ts";
 
 /** The pattern of the route that handled the request (`/users/:email`), never the path itself. */
 function handlerRoute(c: Context<AppEnv>): string | undefined {
@@ -21,23 +22,29 @@ export type CallerOf = (c: Context<AppEnv>) => string | null;
 /**
  * One structured JSON line per request, written once the response is ready: request id,
  * method, route pattern (never the path: it carries the target email), status, outcome, token
- * id (`user:<sub>` for a signed-in user, as in the audit trail), upstream status and latency. Never a token, the Village key or a field value.
+ * id (a signed-in user's actor id, as in the audit trail), upstream status and latency; for a
+ * refusal also the problem type, the exact reason and the field names it tried. Never a token,
+ * the Village key or a field value.
  *
  * `callerOf` names the caller (auth/ knows who it is; this layer does not).
- * `outcome` is what the request came to: the upstream outcome when it reached Village
- * (`accepted`, `not_found`, `timeout`, ...), else the problem type it was refused with
- * (`unauthorized`, `validation-failed`, ...), else `ok`.
+ * `outcome` uses the trail's words: the upstream outcome when the request reached Village
+ * (`accepted`, `not_found`, `timeout`, ...), else the refusal's (`denied`, `invalid`,
+ * `rate_limited`), else the problem type (`not-found`, `internal`, ...), else `ok`.
  */
 export const accessLog = ({ callerOf }: { callerOf: CallerOf }): MiddlewareHandler<AppEnv> =>
   async function accessLog(c, next) {
     const started = Date.now();
     await next();
     const status = c.res.status;
+    const reason = c.get("reason");
     logEvent(status >= 500 ? "error" : "info", "request", c, {
       method: c.req.method,
       route: handlerRoute(c) ?? null,
       status,
-      outcome: c.get("upstream")?.outcome ?? c.get("problem") ?? "ok",
+      outcome: c.get("upstream")?.outcome ?? (reason && REFUSAL_REASONS[reason]) ?? c.get("problem") ?? "ok",
+      problem: c.get("problem"),
+      reason,
+      fields: c.get("attemptedFields"),
       token_id: callerOf(c),
       upstream_status: c.get("upstream")?.status ?? null,
       latency_ms: Date.now() - started,

@@ -3,6 +3,7 @@ import type * as z from "zod/mini";
 import { readAtMost } from "./bounded-read.ts";
 import type { AppEnv } from "./context.ts";
 import { type FieldError, ProblemError } from "./errors.ts";
+import { logEvent } from "./log.ts";
 
 declare module "hono" {
   interface ContextVariableMap {
@@ -21,6 +22,18 @@ const JSON_MEDIA = /^application\/json\s*(;\s*charset\s*=\s*"?utf-8"?\s*)?$/i;
 
 const tooLarge = (max: number) =>
   new ProblemError("payload-too-large", `The body must be at most ${max} bytes.`);
+
+/**
+ * The client hung up (or the stream broke) while its body was read: logged at info as a client
+ * abort, answered (to no one, usually) with a 400, never audited and never forwarded.
+ */
+function clientAborted(c: Context<AppEnv>, err: unknown): ProblemError {
+  logEvent("info", "client_aborted", c, { detail: err instanceof Error ? err.message : String(err) });
+  return new ProblemError("invalid-request", "The request body could not be read to its end.", {
+    reason: "client_aborted",
+    skipAudit: true,
+  });
+}
 
 /**
  * Reads at most `max` bytes of the body. A declared length is checked first and, when it fits,
@@ -64,7 +77,12 @@ export async function readJsonBody<S extends z.ZodMiniType>(
       headers: { "Accept-Patch": "application/json" },
     });
   }
-  const bytes = await readBounded(c.req.raw, maxBytes);
+  let bytes: Uint8Array;
+  try {
+    bytes = await readBounded(c.req.raw, maxBytes);
+  } catch (err) {
+    throw err instanceof ProblemError ? err : clientAborted(c, err);
+  }
   let text: string;
   try {
     text = utf8.decode(bytes);

@@ -3,12 +3,15 @@ import { HTTPException } from "hono/http-exception";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
 import type { AppEnv } from "./context.ts";
 import { logEvent } from "./log.ts";
+import type { RefusalReason } from "./reasons.ts";
 import { respond } from "./respond.ts";
 
 declare module "hono" {
   interface ContextVariableMap {
     /** The problem type of the response, when it is one (for the access log). */
     problem?: ProblemType;
+    /** Exactly why the request was refused, when it was (for the access log). */
+    reason?: RefusalReason;
   }
 }
 
@@ -34,6 +37,19 @@ const PROBLEMS = {
 } as const satisfies Record<string, readonly [ContentfulStatusCode, string]>;
 
 export type ProblemType = keyof typeof PROBLEMS;
+
+/** The reason of a problem type when the thrower named none (one reason per type). */
+const REASON_OF_TYPE: Partial<Record<ProblemType, RefusalReason>> = {
+  "invalid-request": "invalid_request",
+  "malformed-json": "malformed_json",
+  "invalid-email": "invalid_email",
+  "validation-failed": "validation",
+  unauthorized: "unauthenticated",
+  forbidden: "scope",
+  "payload-too-large": "payload_too_large",
+  "unsupported-media-type": "unsupported_media_type",
+  "rate-limited": "rate_limited",
+};
 
 /** A field-level validation error, as carried in a problem's `errors[]`. */
 export interface FieldError {
@@ -64,6 +80,8 @@ export class ProblemError extends Error {
    * as a rate-limited flood: recording it would cost one KV write per refused request.
    */
   readonly skipAudit?: boolean;
+  /** Exactly why the request was refused (src/http/reasons.ts); derived from `type` when not given. */
+  readonly reason?: RefusalReason;
 
   constructor(
     type: ProblemType,
@@ -73,6 +91,7 @@ export class ProblemError extends Error {
       headers?: Record<string, string>;
       logDetail?: string;
       skipAudit?: boolean;
+      reason?: RefusalReason;
     } = {},
   ) {
     super(detail);
@@ -84,12 +103,14 @@ export class ProblemError extends Error {
     this.headers = extra.headers;
     this.logDetail = extra.logDetail;
     this.skipAudit = extra.skipAudit;
+    this.reason = extra.reason ?? REASON_OF_TYPE[type];
   }
 }
 
 /** Builds the problem+json response for an error. */
 export function problemResponse(c: Context<AppEnv>, err: ProblemError): Response {
   c.set("problem", err.type);
+  if (err.reason) c.set("reason", err.reason);
   const body: Record<string, unknown> = {
     type: problemTypeUri(err.type),
     title: PROBLEMS[err.type][1],

@@ -67,3 +67,10 @@ export function normalizeEmail(decoded: string): TargetEmail {
   if (domain.length > 253 || !DOMAIN.test(domain)) throw invalid("The domain of the email is not valid.");
   return { address: `${local}@${domain}`, domain };
 }
+
+/**
+ * The canonical form of a validated address, what every limiter and index keys on: lowercased
+ * whole, so case variants of one mailbox are one target. What is forwarded and audited stays
+ * `address`, as given.
+ */
+export const canonicalEmail = (address: string): string => address.toLowerCase();

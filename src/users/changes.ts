@@ -14,6 +14,17 @@ export const MAX_BODY_BYTES = 8 * 1024;
 /** Control, line/paragraph separator and bidi-override characters are refused in names. */
 // biome-ignore lint/suspicious/noControlCharactersInRegex: refusing control characters is the point
 const FORBIDDEN_IN_NAME = /[\u0000-\u001f\u007f-\u009f\u2028\u2029\u202a-\u202e\u2066-\u2069]/;
+/**
+ * Characters a reader cannot see. Default-ignorable code points (U+00AD, U+034F, U+061C,
+ * U+115F/U+1160, U+180E, U+200B–U+200F, U+2060–U+206F, U+3164, U+FEFF, U+FFA0, tags, …) and
+ * other format characters (`\p{Cf}`), except those that real names need: ZWNJ and ZWJ (U+200C,
+ * U+200D: Persian, Indic scripts), variation selectors (U+FE00–U+FE0F, U+E0100–U+E01EF:
+ * ideographic variants of CJK names) and Mongolian free variation selectors (U+180B–U+180D, U+180F).
+ */
+const INVISIBLE =
+  /(?!\u200c|\u200d|[\ufe00-\ufe0f\u180b-\u180d\u180f\u{e0100}-\u{e01ef}])[\p{Default_Ignorable_Code_Point}\p{Cf}]/u;
+/** Every invisible or default-ignorable character, allowed ones included: what is left must be text. */
+const IGNORABLE = /[\p{Default_Ignorable_Code_Point}\p{Cf}\p{White_Space}]/gu;
 
 /** Field messages that the OpenAPI examples repeat word for word. */
 export const MESSAGES = {
@@ -45,9 +56,10 @@ const name = z.pipe(
     let message: string | undefined;
     // A lone surrogate (`"\ud800"` is valid JSON) is not text: refuse it rather than forward it.
     if (!value.isWellFormed()) message = "Must be valid Unicode text.";
-    else if (length < 1) message = "Must not be empty.";
+    else if (length < 1 || value.replace(IGNORABLE, "") === "") message = "Must not be empty.";
     else if (length > NAME_MAX) message = `Must be at most ${NAME_MAX} characters.`;
     else if (FORBIDDEN_IN_NAME.test(value)) message = "Must not contain control characters.";
+    else if (INVISIBLE.test(value)) message = "Must not contain invisible characters.";
     if (message) {
       ctx.issues.push({ code: "custom", message, input });
       return z.NEVER;

@@ -1,7 +1,13 @@
 /** `PATCH /users/:email`: validate, authorize, forward to Village, answer. */
 import { type Context, Hono } from "hono";
 import { recordIntent, recordOutcome, recordRefusal } from "../audit/record.ts";
-import { assertMayTouch, authenticate, canWriteAny, canWriteField } from "../auth/authenticate.ts";
+import {
+  assertMayTouch,
+  assertOrigin,
+  authenticate,
+  canWriteAny,
+  canWriteField,
+} from "../auth/authenticate.ts";
 import { limitCaller, limitPhoneChange } from "../auth/rate-limit.ts";
 import { insufficientScope } from "../auth/refusals.ts";
 import { configOf } from "../config.ts";
@@ -32,14 +38,25 @@ function upstreamProblem(result: UpstreamResult): ProblemError {
   }
 }
 
-/** Who may touch which user: the caller must be able to change users, and this one. */
-function authorizeTarget(c: Context<AppEnv>): TargetEmail {
-  const principal = c.get("principal");
-  if (!canWriteAny(principal)) {
+/**
+ * The request URL holds nothing but the path: no query (this route defines none) and no
+ * fragment (no HTTP request line carries one). Under `wrangler dev` the runtime builds the URL
+ * from the Host header, so `Host: x/users/b@other.com?` turns the real path into a query: that
+ * is refused here. What the runtime leaves no trace of (`#`, userinfo) is in README, Limits.
+ */
+function assertPlainUrl(c: Context<AppEnv>): void {
+  const url = c.req.url;
+  if (url.includes("?") || url.includes("#")) {
+    throw new ProblemError("invalid-request", "PATCH /users/:email takes no query string.");
+  }
+}
+
+/** The caller must be able to change users at all; then the path must name one valid address. */
+function parseTarget(c: Context<AppEnv>): TargetEmail {
+  if (!canWriteAny(c.get("principal"))) {
     throw insufficientScope("This token cannot change users.", "users:write");
   }
   const target = parseEmailSegment(rawEmailSegment(c.req.url));
-  assertMayTouch(principal, target);
   c.set("target", target);
   return target;
 }
@@ -52,6 +69,7 @@ function authorizeFields(c: Context<AppEnv>, changes: Changes): void {
     throw insufficientScope(
       `This token may not change ${denied.join(", ")}; the whole change was refused.`,
       denied.map((f) => `users:write:${f}`).join(" "),
+      "field_scope",
     );
   }
 }
@@ -85,26 +103,31 @@ export const users = new Hono<AppEnv>();
 
 /**
  * One handler, its steps plain calls in the order that refuses cheapest first: authenticate,
- * rate-limit the caller, authorize the target, read and validate the body, authorize the
- * fields, rate-limit phone changes, then forward. A refusal of a valid token is audited.
+ * rate-limit the caller, check the token's origin, parse the target, read and validate the
+ * body, authorize the target's domain and the fields, rate-limit phone changes, then forward.
+ * Every refusal that may be audited comes after the caller limiter (DESIGN invariant 8); the
+ * body is read before the domain check so that a domain refusal records the fields it tried.
  */
 users.patch("/:email", async function changeUser(c) {
   c.set("config", configOf(c.env));
   try {
     await authenticate(c);
+    assertPlainUrl(c);
     await limitCaller(c);
-    const target = authorizeTarget(c);
+    assertOrigin(c);
+    const target = parseTarget(c);
     const changes = await readJsonBody(c, ChangeSchema, {
       detail: "The change is not valid.",
       maxBytes: MAX_BODY_BYTES,
       fieldErrors: toFieldErrors,
     });
     c.set("changes", changes);
+    assertMayTouch(c.get("principal"), target);
     authorizeFields(c, changes);
     if (changes.phone_number !== undefined) await limitPhoneChange(c, target.address);
     return await forward(c, target, changes);
   } catch (err) {
-    recordRefusal(c, err);
+    await recordRefusal(c, err);
     throw err;
   }
 });

@@ -7,6 +7,7 @@
 import * as z from "zod/mini";
 import { OUTCOMES } from "../../src/audit/store.ts";
 import { AUDIT_VALUES } from "../../src/config.ts";
+import { AUDITED_REASONS } from "../../src/http/reasons.ts";
 import { FIELDS } from "../../src/model/fields.ts";
 
 type Json = Record<string, unknown>;
@@ -33,7 +34,8 @@ const entryHead = {
 /** What came of it. */
 const entryOutcome = {
   outcome: z.enum(OUTCOMES),
-  reason: z.optional(z.string()),
+  reason: z.optional(z.enum(AUDITED_REASONS)),
+  over_budget: z.optional(z.literal(true)),
   upstream_status: z.optional(z.int()),
   latency_ms: z.optional(z.number()),
 };
@@ -107,11 +109,14 @@ export function auditPaths(
 ): Json {
   const security = [{ bearerToken: ["audit:read"] }];
   const refused = {
-    "401": problems(401, "No valid token.", {
+    "401": problems(401, "No bearer credentials, or no valid token.", {
       "WWW-Authenticate": { $ref: "#/components/headers/WWW-Authenticate" },
     }),
     "403": problems(403, "The token lacks the audit:read scope.", {
       "WWW-Authenticate": { $ref: "#/components/headers/WWW-Authenticate" },
+    }),
+    "429": problems(429, "Too many reviews from this caller in a minute.", {
+      "Retry-After": { $ref: "#/components/headers/Retry-After" },
     }),
     "503": problems(503, "The audit trail is unavailable; try again later.", {
       "Retry-After": { $ref: "#/components/headers/Retry-After" },
@@ -123,7 +128,7 @@ export function auditPaths(
         operationId: "listAudit",
         tags: ["audit"],
         summary: "Review the audit trail, newest first, filtered; JSON pages or an NDJSON export",
-        description: `Field values are masked unless the operators configured otherwise; field names are always kept. With \`Accept: ${NDJSON}\` the answer is one entry per line (up to 5000), the next cursor in \`X-Next-Cursor\`. A page may hold fewer entries than asked, even none, while \`cursor\` is not null.`,
+        description: `Field values are masked unless the operators configured otherwise; field names are always kept. With \`Accept: ${NDJSON}\` the answer is one entry per line (up to 5000), the next cursor in \`X-Next-Cursor\`. A page is filled by listing KV (each call at most the entries still wanted, at most 5 calls) until it is full or the trail is exhausted, filtering on each key's metadata: it may hold fewer entries than asked, even none, while \`cursor\` is not null. A token limited to email domains sees only entries whose target is in them; entries without a valid target are hidden from it. Reviews are rate-limited per caller (429 with \`Retry-After\`).`,
         security,
         parameters,
         responses: {
@@ -168,7 +173,7 @@ export function auditPaths(
             "token-in-query",
             "malformed-authorization",
           ]),
-          "404": problems(404, "No entry has this id."),
+          "404": problems(404, "No entry has this id (or none this token may see: domain limits)."),
           ...refused,
         },
       },

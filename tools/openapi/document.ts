@@ -128,7 +128,9 @@ const header = (description: string) => ({ description, schema: { type: "string"
 /** Headers many responses carry, defined once under components.headers. */
 const SHARED_HEADERS = {
   "X-Request-Id": header("The request id: the caller's X-Request-Id when well formed, else a new UUID."),
-  "WWW-Authenticate": header("RFC 6750 challenge, with `error` and `scope` when they apply."),
+  "WWW-Authenticate": header(
+    'RFC 6750 challenge. A plain `Bearer realm="village-edge"` on a 401 without bearer credentials (no `Authorization` header, or another scheme such as `Basic`, RFC 6750 §3.1); `error="invalid_token"` on a 401 for an unknown, malformed, expired or revoked token; `error="invalid_request"` on a 400 for a malformed bearer header; `error="insufficient_scope"` (with `scope` when one would do) on a 403.',
+  ),
   "Retry-After": header("Seconds to wait before retrying."),
 };
 const headerRef = (name: keyof typeof SHARED_HEADERS) => ({ $ref: `#/components/headers/${name}` });
@@ -178,10 +180,16 @@ function changeUserResponses(): Json {
         },
       },
     },
-    "400": problemDoc("The request is malformed: header, path, JSON or field values.", byStatus(400), {
+    "400": problemDoc(
+      "The request is malformed: header, path (a query string or fragment included), JSON or field values, or the client stopped sending its body.",
+      byStatus(400),
+      {
+        "WWW-Authenticate": CHALLENGE,
+      },
+    ),
+    "401": problemDoc("No bearer credentials, or no valid token.", byStatus(401), {
       "WWW-Authenticate": CHALLENGE,
     }),
-    "401": problemDoc("No valid token.", byStatus(401), { "WWW-Authenticate": CHALLENGE }),
     "403": problemDoc("The token may not make this change; nothing was forwarded.", byStatus(403), {
       "WWW-Authenticate": CHALLENGE,
     }),
@@ -192,7 +200,7 @@ function changeUserResponses(): Json {
     }),
     "422": problemDoc("Village rejected the change.", byStatus(422)),
     "429": problemDoc(
-      "Too many changes from this caller, or too many phone changes for this user; nothing was forwarded.",
+      "Too many changes from this caller, or phone changes for this user, in a minute; nothing was forwarded, nothing written.",
       byStatus(429),
       { "Retry-After": headerRef("Retry-After") },
     ),

@@ -101,7 +101,7 @@ export const PROBLEM_EXAMPLES: ProblemExample[] = [
   ),
   problem(
     "malformed-authorization",
-    "An Authorization header that is not one Bearer credential",
+    "A Bearer header that is not one well-formed credential",
     "invalid-request",
     "The Authorization header must be a single `Bearer <token>` credential.",
   ),
@@ -147,6 +147,12 @@ export const PROBLEM_EXAMPLES: ProblemExample[] = [
     { field: "", pointer: "", detail: "At least one of first_name, last_name, phone_number is required." },
   ]),
   problem("missing-token", "No token", "unauthorized", "A bearer token is required."),
+  problem(
+    "other-scheme",
+    "Credentials of another scheme (Basic): no bearer credentials, a plain challenge",
+    "unauthorized",
+    "A bearer token is required.",
+  ),
   problem(
     "invalid-token",
     "An unknown, expired or revoked token",
@@ -226,6 +232,18 @@ export const PROBLEM_EXAMPLES: ProblemExample[] = [
     "gateway-timeout",
     "Village did not answer in time; the change may or may not apply.",
   ),
+  problem(
+    "caller-rate-limited",
+    "Too many changes from this token (or signed-in user) in a minute",
+    "rate-limited",
+    "Too many changes from this caller; retry later.",
+  ),
+  problem(
+    "phone-rate-limited",
+    "Too many phone changes for this user in a minute",
+    "rate-limited",
+    "This user's phone number was changed too often; retry later.",
+  ),
 ];
 
 /** Problems of the review API. */
@@ -245,6 +263,12 @@ export const AUDIT_EXAMPLES: ProblemExample[] = [
     ],
   ),
   problem("audit-missing-token", "No token", "unauthorized", "A bearer token is required."),
+  problem(
+    "audit-rate-limited",
+    "Too many reviews from this token in a minute",
+    "rate-limited",
+    "Too many reviews from this caller; retry later.",
+  ),
   problem(
     "audit-no-scope",
     "A token without audit:read",

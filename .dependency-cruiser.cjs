@@ -1,6 +1,6 @@
 /**
  * The import rules of docs/architecture.md, checked by `npm run lint` (dependency-cruiser).
- * Layers inside src/, lowest first: http/ -> model/ -> config.ts -> auth/ -> audit/ -> users/,
+ * Layers inside src/, lowest first: http/ -> model/ -> config.ts -> auth/ -> audit/ -> users/ and tokens/,
  * meta/ -> index.ts. A folder imports only its own files and the layers below it. Type-only
  * imports count (`tsPreCompilationDeps`): a type is a dependency too.
  */
@@ -13,6 +13,8 @@ const allowed = {
   auth: "^src/(http|model|auth)/|^src/config[.]ts$",
   audit: "^src/(http|model|auth|audit)/|^src/config[.]ts$",
   users: "^src/(http|model|auth|users)/|^src/config[.]ts$|^src/audit/record[.]ts$",
+  tokens:
+    "^src/(http|model|auth|tokens)/|^src/config[.]ts$|^src/audit/(record|store|query-schema|mask)[.]ts$",
   meta: "^src/(http|meta)/",
 };
 
@@ -42,7 +44,7 @@ module.exports = {
       "routes-mounted-by-index-only",
       "A route module is imported only by src/index.ts, which mounts it behind the middleware.",
       { pathNot: "^src/index[.]ts$" },
-      { path: "^src/(users/route|audit/routes|meta/(health|openapi))[.]ts$" },
+      { path: "^src/(users/route|audit/routes|tokens/routes|meta/(health|openapi))[.]ts$" },
     ),
     forbid(
       "index-is-the-top",

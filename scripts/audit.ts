@@ -13,7 +13,8 @@ const USAGE = `Usage: npm run audit -- [filters] [--json] [--local | --remote | 
 
 Filters (all optional, combined with AND):
   --email ADDRESS        target user (case-insensitive)
-  --token TOKEN_ID       the token's public id (tok_...), not its secret
+  --token TOKEN_ID       the token's public id (tok_...), not its secret: what it did, and its
+                         lifecycle (token.create, token.rotate, token.revoke) with who acted
   --outcome OUTCOME      pending, unknown, accepted, not_found, rejected_by_village,
                          upstream_error, timeout, denied, invalid, rate_limited
   --request-id ID        the X-Request-Id of a request
@@ -45,6 +46,9 @@ interface Summary {
   over_budget?: boolean;
   upstream_status?: number;
   latency_ms?: number;
+  /** Token lifecycle entries: the action and the token acted on. */
+  event?: string;
+  target_id?: string;
 }
 
 /** A failure: exit 1. */
@@ -117,6 +121,7 @@ async function getJson(url: string, token: string): Promise<{ body: unknown; nex
 
 function table(entries: Summary[]): string {
   const detail = (e: Summary) =>
+    (e.event ? [e.event, e.target_id, e.reason].filter(Boolean).join(" ") : undefined) ??
     (e.reason && (e.over_budget ? `${e.reason} (over budget: later refusals in logs only)` : e.reason)) ??
     [e.upstream_status && `HTTP ${e.upstream_status}`, e.latency_ms !== undefined && `${e.latency_ms} ms`]
       .filter(Boolean)

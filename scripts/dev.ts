@@ -3,6 +3,9 @@
  * - Sandbox (no VILLAGE_API_KEY in .dev.vars): a local Village sandbox on 127.0.0.1:8788, a demo
  *   token in the local TOKENS state, and a ready `curl` line. Nothing leaves the machine.
  * - Real Village (.dev.vars has VILLAGE_API_KEY): plain `wrangler dev` with those credentials.
+ * Both modes switch the token API on (TOKEN_ADMIN=on), mint a 12-hour `tokens:admin` token for the
+ * token CLI and, once the Worker answers, write `.wrangler/dev-server.json` (0600: url, pid, that
+ * token) for the CLIs to find it (scripts/lib/server.ts); the file is removed on exit.
  * Options: --port N, --sandbox-port N, --persist-to DIR, --sandbox (ignore .dev.vars credentials).
  * Ctrl-C or SIGTERM stops everything; if wrangler exits on its own, this exits with its code.
  * Once the Worker answers, its URL is in .wrangler/dev-server.json (scripts/lib/server.ts), where
@@ -103,6 +106,7 @@ async function stop(code: number): Promise<never> {
       clearTimeout(timer);
     }
     await sandbox?.close();
+    removeState();
   }
   process.exit(code);
 }
@@ -115,10 +119,11 @@ for (const signal of ["SIGINT", "SIGTERM"] as const) {
 
 await ensureFree(opts.port, "port");
 const wranglerArgs = ["dev", "--ip", "127.0.0.1", "--port", String(opts.port), "--local"];
-wranglerArgs.push("--show-interactive-dev-session=false");
+wranglerArgs.push("--show-interactive-dev-session=false", "--var", "TOKEN_ADMIN:on");
 if (opts.persistTo) wranglerArgs.push("--persist-to", opts.persistTo);
 
 let demo: { id: string; secret: string } | undefined;
+let admin: { id: string; secret: string };
 if (realMode) {
   const { unstable_readConfig } = await import("wrangler");
   const configured = unstable_readConfig({ config: WRANGLER_CONFIG }, { hideWarnings: true }).vars;
@@ -130,13 +135,14 @@ if (realMode) {
     `  network id:       ${network || "(empty: set VILLAGE_NETWORK_ID, every PATCH answers 500 until then)"}`,
   );
   say("  Changes you send through this Worker reach that network for real.");
-  await rotateDemoToken({ mint: false, persistTo: opts.persistTo });
+  ({ admin } = await rotateDemoToken({ mint: false, persistTo: opts.persistTo }));
 } else {
   await ensureFree(opts.sandboxPort, "sandbox-port");
   sandbox = await startSandbox({ port: opts.sandboxPort, users: [...DEMO_USERS, ...EXTRA_USERS] });
   const rotated = await rotateDemoToken({ mint: true, persistTo: opts.persistTo });
-  if (!("secret" in rotated)) throw new Error("no demo token minted");
-  demo = rotated;
+  if (!rotated.demo) throw new Error("no demo token minted");
+  demo = rotated.demo;
+  admin = rotated.admin;
   wranglerArgs.push(
     "--var",
     `VILLAGE_API_BASE:${sandbox.url}`,
@@ -187,7 +193,12 @@ for (;;) {
   await new Promise((r) => setTimeout(r, 250));
 }
 
-writeState({ url: origin, pid: process.pid, started_at: new Date().toISOString() });
+writeState({
+  url: origin,
+  pid: process.pid,
+  started_at: new Date().toISOString(),
+  admin_token: admin.secret,
+});
 process.on("exit", () => removeState());
 
 const rule = "-".repeat(78);
@@ -218,5 +229,6 @@ if (realMode || !sandbox || !demo) {
 }
 say(`  API reference:    ${origin}/docs (the contract: ${origin}/openapi.json)`);
 say(`  npm run audit finds this server (${path.relative(PROJECT_ROOT, STATE_FILE)}); --url overrides.`);
+say(`  Token API:        on (TOKEN_ADMIN); \`npm run token\` uses it with admin token ${admin.id}`);
 say(rule);
 say("Ctrl-C stops everything.");

@@ -10,10 +10,16 @@
  * 5. `npm run audit` finds that `npm start` (on a free, non-default port) through its state file,
  *    without flags; `--url` and `VILLAGE_EDGE_URL` override it; usage errors exit 2 in both CLIs,
  *    which read durations alike (`90m`); once npm start stops, the state file is gone.
+ * 6. The token CLI goes through the token API of the running `npm start` (its state file): create ->
+ *    use -> rotate with a 5 s overlap -> both secrets work -> the overlap ends (waited for, to the
+ *    end the rotation printed) -> the old secret gets 401, the new one works -> revoke -> 401; then
+ *    `npm run audit -- --token <id>` shows token.create, token.rotate, token.revoke by npm start's
+ *    admin token, with the token's use; an admin token minted by the direct KV path is named
+ *    `operator:<login>`.
  * Isolation: both `npm start` and the token CLI get `--persist-to <fresh temp folder>`, so the
  * developer's `.wrangler/state` (tokens, demo token) is never read or changed, and `--sandbox`, so
  * credentials in `.dev.vars` are never used. Children run in their own process group, killed on
- * exit. Hard limit: 120 s. Last line: `e2e: N passed, M failed`.
+ * exit. Hard limit: 180 s. Last line: `e2e: N passed, M failed`.
  */
 import { spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
@@ -25,7 +31,7 @@ import { check, checklist } from "./lib/cli.ts";
 import { PROJECT_ROOT } from "./lib/kv.ts";
 import { cliJson, type DevStack, freePort, groupAlive, killGroup, startDevStack } from "./lib/stack.ts";
 
-const TIMEOUT_MS = 120_000;
+const TIMEOUT_MS = 180_000;
 const NETWORK = "sandbox-network";
 
 const { step, fail, summary, counts } = checklist("e2e");
@@ -307,6 +313,110 @@ await step("token show says what a token may do: fields, servers only or origins
   check(/from\s+servers only/.test(r.stdout), `no "from servers only":\n${r.stdout}`);
   check(/users\s+emails in example\.com/.test(r.stdout), `no "users emails in example.com":\n${r.stdout}`);
 });
+
+const auditAt = (...args: string[]) =>
+  spawnSync("npm", ["run", "-s", "audit", "--", "--url", origin, ...args], {
+    cwd: PROJECT_ROOT,
+    encoding: "utf8",
+    timeout: 60_000,
+    env: { ...process.env, AUDIT_TOKEN: reviewer },
+  });
+let reviewer = "";
+let life = { id: "", first: "", second: "", overlapEnd: "" };
+await step("the token CLI uses npm start's token API (list names the server)", async () => {
+  const r = token("list");
+  check(r.code === 0, `exit ${r.code}: ${r.stderr}`);
+  check(r.stdout.includes(`in ${origin}`), `list did not go through ${origin}:\n${r.stdout}`);
+  const made = token("create", "--name", "e2e reviewer", "--scope", "audit:read", "--json");
+  check(made.code === 0, `exit ${made.code}: ${made.stderr}`);
+  reviewer = cliJson<{ token: string }>(made.stdout).token;
+  secrets.push(reviewer);
+});
+
+await step("create -> use -> rotate (5 s overlap) -> both secrets work", async () => {
+  const made = token("create", "--name", "e2e rotated", "--scope", "users:write:first_name", "--json");
+  check(made.code === 0, `create: exit ${made.code}: ${made.stderr}`);
+  const created = cliJson<{ token: string; id: string }>(made.stdout);
+  life = { ...life, id: created.id, first: created.token };
+  secrets.push(created.token);
+  const used = await patch("ada@example.com", { first_name: "Ada" }, life.first);
+  check(used.status === 202, `use: status ${used.status}`);
+  const r = token("rotate", life.id, "--overlap", "5s", "--json");
+  check(r.code === 0, `rotate: exit ${r.code}: ${r.stderr}`);
+  const rotated = cliJson<{ token: string; id: string; record: { previous_expires_at?: string } }>(r.stdout);
+  check(rotated.id === life.id, "rotate changed the public id");
+  check(rotated.token !== life.first && rotated.record.previous_expires_at, "no new secret or overlap end");
+  life = { ...life, second: rotated.token, overlapEnd: rotated.record.previous_expires_at ?? "" };
+  secrets.push(rotated.token);
+  for (const [label, secret] of [
+    ["old", life.first],
+    ["new", life.second],
+  ]) {
+    const res = await patch("ada@example.com", { first_name: "Ada" }, secret);
+    check(res.status === 202, `${label} secret during the overlap: status ${res.status}`);
+  }
+});
+
+await step("the overlap ends: the old secret gets 401, the new one works; revoke: 401", async () => {
+  const wait = Date.parse(life.overlapEnd) - Date.now() + 250;
+  check(wait < 10_000, `overlap end ${life.overlapEnd} is not about 5 s ahead`);
+  if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+  const old = await patch("ada@example.com", { first_name: "Ada" }, life.first);
+  check(old.status === 401, `old secret after the overlap: status ${old.status}`);
+  const now = await patch("ada@example.com", { first_name: "Ada" }, life.second);
+  check(now.status === 202, `new secret after the overlap: status ${now.status}`);
+  const r = token("revoke", life.id);
+  check(r.code === 0, `revoke: exit ${r.code}: ${r.stderr}`);
+  const after = await patch("ada@example.com", { first_name: "Ada" }, life.second);
+  check(after.status === 401, `new secret after revoke: status ${after.status}`);
+});
+
+await step(
+  "npm run audit -- --token <id> shows created, rotated, revoked by npm start's admin token",
+  async () => {
+    const r = auditAt("--token", life.id, "--json");
+    check(r.status === 0, `audit: exit ${r.status}: ${r.stderr}`);
+    const entries = JSON.parse(r.stdout) as { event?: string; token_name: string; outcome: string }[];
+    const events = entries.filter((e) => e.event).map((e) => e.event);
+    check(
+      JSON.stringify(events) === JSON.stringify(["token.revoke", "token.rotate", "token.create"]),
+      `lifecycle events: ${JSON.stringify(events)}`,
+    );
+    check(
+      entries.filter((e) => e.event).every((e) => e.token_name === "npm start: local token API"),
+      "an entry does not name npm start's admin token",
+    );
+    const uses = entries.filter((e) => !e.event);
+    // Its four accepted changes (old secret twice, new twice); 401s of unknown secrets are logs only.
+    check(uses.length === 4 && uses.every((e) => e.outcome === "accepted"), `uses: ${JSON.stringify(uses)}`);
+    const table = auditAt("--token", life.id);
+    check(table.status === 0 && table.stdout.includes("token.rotate"), `table:\n${table.stdout}`);
+  },
+);
+
+await step(
+  "an admin token is minted only by the direct path, which the trail names operator:<login>",
+  async () => {
+    const r = token("create", "--name", "e2e admin", "--scope", "tokens:admin", "--expires", "1d", "--json");
+    check(r.code === 0, `exit ${r.code}: ${r.stderr}`);
+    const made = cliJson<{ token: string; id: string }>(r.stdout);
+    secrets.push(made.token);
+    const listed = auditAt("--token", made.id, "--json");
+    check(listed.status === 0, `audit: exit ${listed.status}: ${listed.stderr}`);
+    const [entry] = JSON.parse(listed.stdout) as { event?: string; token_id: string }[];
+    check(entry?.event === "token.create" && entry.token_id.startsWith("operator:"), JSON.stringify(entry));
+    const refused = await http(`${origin}/tokens`, {
+      method: "POST",
+      headers: { Authorization: `Bearer ${made.token}`, "Content-Type": "application/json" },
+      body: JSON.stringify({
+        name: "x",
+        scopes: ["tokens:admin"],
+        expires_at: new Date(Date.now() + 3_600_000).toISOString(),
+      }),
+    });
+    check(refused.status === 403, `an admin token made an admin token over HTTP: ${refused.status}`);
+  },
+);
 
 await step("no token secret of this run appears in the server's logs (demo banner aside)", async () => {
   const logs = output.join("").replace(banner, "");

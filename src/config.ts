@@ -227,3 +227,20 @@ export const userAuthOf = reusedWhileSame(USER_AUTH_BINDINGS, parseUserAuth);
 
 /** {@link parseAllowedOrigins}, parsed again only when `ALLOWED_ORIGINS` changes. */
 export const allowedOriginsOf = reusedWhileSame(ORIGIN_BINDINGS, parseAllowedOrigins);
+
+/**
+ * `TOKEN_ADMIN`: `on` serves the token management API (`/tokens`, src/tokens/); `off`, empty or
+ * unset: those routes do not exist (404). Off unless configured: wrangler.toml ships `off`.
+ */
+export function parseTokenAdmin(env: Env): boolean {
+  const raw = env.TOKEN_ADMIN ?? "";
+  if (raw === "" || raw === "off") return false;
+  if (raw === "on") return true;
+  throw misconfigured("TOKEN_ADMIN", 'must be "on" or "off"');
+}
+
+/** The bindings {@link parseTokenAdmin} reads. */
+export const TOKEN_ADMIN_BINDINGS = ["TOKEN_ADMIN"] as const satisfies readonly (keyof Env)[];
+
+/** {@link parseTokenAdmin}, parsed again only when `TOKEN_ADMIN` changes. */
+export const tokenAdminOf = reusedWhileSame(TOKEN_ADMIN_BINDINGS, parseTokenAdmin);

@@ -19,6 +19,7 @@ import { standardHeaders } from "./http/respond.ts";
 import { docs } from "./meta/docs.ts";
 import { health } from "./meta/health.ts";
 import { openapi } from "./meta/openapi.ts";
+import { tokens } from "./tokens/routes.ts";
 import { users } from "./users/route.ts";
 
 /** What an app is built with; the Worker uses the defaults. */
@@ -63,6 +64,7 @@ export function createApp(options: AppOptions = {}): Hono<AppEnv> {
   app.route("/users", users);
   app.options("/users/:email", preflight({ allowedOrigins: allowedOriginsOf }));
   app.route("/audit", audit);
+  app.route("/tokens", tokens);
   return app;
 }
 

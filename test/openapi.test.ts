@@ -6,7 +6,7 @@
  */
 import { env } from "cloudflare:test";
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { generateSecret } from "../src/auth/tokens.ts";
+import { generateSecret, hashSecret } from "../src/auth/tokens.ts";
 import { problemCatalog, problemTypeUri } from "../src/http/errors.ts";
 import { app } from "../src/index.ts";
 import { MAX_BODY_BYTES } from "../src/users/changes.ts";
@@ -21,7 +21,15 @@ import {
   PROBLEM_EXAMPLES,
   type ProblemBody,
   ROUTE_EXAMPLES,
+  TOKEN_EXAMPLES,
 } from "../tools/openapi/examples.ts";
+import {
+  TokenCreatedSchema,
+  TokenPageSchema,
+  TokenRevokedSchema,
+  TokenRotatedSchema,
+  TokenViewSchema,
+} from "../tools/openapi/tokens.ts";
 import { mint, patchUser, send, spyUpstream } from "./helpers.ts";
 
 afterEach(() => vi.restoreAllMocks());
@@ -46,6 +54,35 @@ const failingKv = { get: outage, list: outage, getWithMetadata: outage } as unkn
 const bearer = async (scopes: string[]) => ({ Authorization: `Bearer ${await mint(scopes)}` });
 
 const CHANGE = { first_name: "Ada" };
+
+const ADMIN_ON = { TOKEN_ADMIN: "on" } satisfies Partial<Env>;
+/** An Authorization header with a new admin token. */
+const adminBearer = async () => ({
+  Authorization: `Bearer ${await mint(["tokens:admin"], { expiresAt: new Date(Date.now() + 86_400_000) })}`,
+});
+/** A request to the token API, switched on, as a new admin token. */
+const tokenApi = async (method: string, path: string, body?: unknown, bindings: Partial<Env> = {}) =>
+  send(path, {
+    method,
+    headers: {
+      ...(await adminBearer()),
+      ...(body === undefined ? {} : { "Content-Type": "application/json" }),
+    },
+    body: body === undefined ? undefined : JSON.stringify(body),
+    bindings: { ...ADMIN_ON, ...bindings },
+  });
+/** The public id of a token minted with these scopes (and expiry, for admin tokens). */
+const mintedId = async (scopes: string[]) => {
+  const secret = await mint(scopes, { expiresAt: new Date(Date.now() + 86_400_000) });
+  const res = await tokenApi("GET", "/tokens?limit=1000");
+  const hash = await hashSecret(secret);
+  const listed = ((await res.json()) as { tokens: { id: string }[] }).tokens;
+  for (const t of listed) {
+    const index = await env.TOKENS.get<{ hash: string }>(`token-id:${t.id}`, "json");
+    if (index?.hash === hash) return t.id;
+  }
+  throw new Error("minted token not listed");
+};
 
 /** How to get each documented problem from the Worker. */
 const REPRODUCE: Record<string, () => Promise<Response>> = {
@@ -118,6 +155,17 @@ const REPRODUCE: Record<string, () => Promise<Response>> = {
       method: "OPTIONS",
       headers: { Origin: "https://elsewhere.example", "Access-Control-Request-Method": "PATCH" },
     }),
+  "tokens-off": async () => send("/tokens", { headers: await adminBearer() }),
+  "tokens-escalation": () =>
+    tokenApi("POST", "/tokens", {
+      name: "escalate",
+      scopes: ["tokens:admin"],
+      expires_at: new Date(Date.now() + 3_600_000).toISOString(),
+    }),
+  "tokens-admin-target": async () =>
+    tokenApi("POST", `/tokens/${await mintedId(["tokens:admin"])}/rotate`, {}),
+  "tokens-invalid-body": () => tokenApi("POST", "/tokens", { name: "x", scopes: ["audit:read"], hash: "00" }),
+  "token-not-found": () => tokenApi("GET", "/tokens/tok_0000000000000000"),
   "not-found": () => send("/nowhere"),
   "caller-rate-limited": async () => {
     const token = await mint(["users:write"]);
@@ -234,9 +282,14 @@ describe("the documented examples are what the Worker does", () => {
   );
 
   it.each(
-    [...PROBLEM_EXAMPLES, ...AUDIT_EXAMPLES, ...PREFLIGHT_EXAMPLES, ...ROUTE_EXAMPLES, NOT_FOUND_EXAMPLE].map(
-      (e) => [e.name, e.value] as const,
-    ),
+    [
+      ...PROBLEM_EXAMPLES,
+      ...AUDIT_EXAMPLES,
+      ...PREFLIGHT_EXAMPLES,
+      ...ROUTE_EXAMPLES,
+      ...TOKEN_EXAMPLES,
+      NOT_FOUND_EXAMPLE,
+    ].map((e) => [e.name, e.value] as const),
   )("problem example %s is the Worker's answer", async (name, documented: ProblemBody) => {
     const calls = spyUpstream(VILLAGE[name]);
     const res = await REPRODUCE[name]();
@@ -262,6 +315,26 @@ describe("the documented examples are what the Worker does", () => {
     for (const entry of page.entries.slice(0, 5)) {
       const res = await send(`/audit/${entry.id}`, { headers });
       expect(res.status).toBe(200);
+      AuditDetailSchema.parse(await res.json());
+    }
+  });
+
+  it("the token API's answers fit the documented schemas", async () => {
+    const created = TokenCreatedSchema.parse(
+      await (await tokenApi("POST", "/tokens", { name: "contract", scopes: ["audit:read"] })).json(),
+    );
+    TokenPageSchema.parse(await (await tokenApi("GET", "/tokens?limit=5")).json());
+    TokenViewSchema.parse(await (await tokenApi("GET", `/tokens/${created.id}`)).json());
+    TokenRotatedSchema.parse(
+      await (await tokenApi("POST", `/tokens/${created.id}/rotate`, { overlap_seconds: 60 })).json(),
+    );
+    TokenRevokedSchema.parse(await (await tokenApi("POST", `/tokens/${created.id}/revoke`)).json());
+    const page = AuditPageSchema.parse(
+      await (await send(`/audit?token=${created.id}`, { headers: await bearer(["audit:read"]) })).json(),
+    );
+    expect(page.entries.map((e) => e.event)).toEqual(["token.revoke", "token.rotate", "token.create"]);
+    for (const entry of page.entries) {
+      const res = await send(`/audit/${entry.id}`, { headers: await bearer(["audit:read"]) });
       AuditDetailSchema.parse(await res.json());
     }
   });

@@ -230,6 +230,7 @@ describe("listTokens, getTokenById and revokeToken", () => {
         scopes: ["users:write:first_name"],
         expires_at: record.expires_at,
         created_at: record.created_at,
+        status: "active",
       },
     ]);
     const text = JSON.stringify(listed);

@@ -1,39 +1,60 @@
 /**
- * The demo token `npm start` mints in sandbox mode, kept to one: each start revokes the previous
- * one (in both modes, so a demo token never works against the real Village) before minting anew.
- * Its public id is remembered in `<local state>/village-edge-demo-token.json`.
+ * The tokens `npm start` mints, kept to one of each: each start revokes the previous ones before
+ * minting anew. The demo token (`users:write`, sandbox mode only, so a demo token never works
+ * against the real Village) and the local admin token (`tokens:admin`, 12 h, both modes): the
+ * token CLI reads it from the state file (scripts/lib/server.ts) to use the local token API.
+ * The admin token is made through the direct path, so its creation is in the audit trail.
+ * Their public ids are remembered in `<local state>/village-edge-demo-token.json`.
  */
 import { readFile, rm, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { createToken, revokeToken } from "../../src/auth/tokens.ts";
-import { openLocalKv, persistRoot } from "./kv.ts";
+import { openLocalStores, persistRoot } from "./kv.ts";
+import { directBackend } from "./token-direct.ts";
 
 const FILE = "village-edge-demo-token.json";
+/** The local admin token's lifetime. */
+const ADMIN_LIFETIME_MS = 12 * 3_600_000;
 
-/** Revokes the previous demo token, if any; mints a new one when `mint` is set. */
+/** A minted token: its public id and secret. */
+export interface Minted {
+  id: string;
+  secret: string;
+}
+
+/** Revokes the previous demo and admin tokens, if any; mints a demo token when `mint` is set, and an admin token. */
 export async function rotateDemoToken(opts: {
   mint: boolean;
   persistTo?: string;
-}): Promise<{ id: string; secret: string; revokedId?: string } | { revokedId?: string }> {
+}): Promise<{ demo?: Minted; admin: Minted; revokedId?: string }> {
   const file = path.join(persistRoot(opts.persistTo), FILE);
-  let previous: string | undefined;
+  let saved: { id?: unknown; admin_id?: unknown } = {};
   try {
-    const saved = JSON.parse(await readFile(file, "utf8")) as { id?: unknown };
-    if (typeof saved.id === "string") previous = saved.id;
+    saved = JSON.parse(await readFile(file, "utf8")) as typeof saved;
   } catch {
-    // no previous demo token (or an unreadable file, replaced below)
+    // no previous tokens (or an unreadable file, replaced below)
   }
-  const { kv, dispose } = await openLocalKv("TOKENS", opts.persistTo);
+  const stores = await openLocalStores(opts.persistTo);
   try {
-    const revokedId = previous && (await revokeToken(kv, previous)) ? previous : undefined;
-    if (!opts.mint) {
-      await rm(file, { force: true });
-      return { revokedId };
+    const previous = typeof saved.id === "string" ? saved.id : undefined;
+    const revokedId = previous && (await revokeToken(stores.tokens, previous)) ? previous : undefined;
+    const backend = await directBackend({ remote: false, stores });
+    if (typeof saved.admin_id === "string") await backend.revoke(saved.admin_id);
+    const made = await backend.create({
+      name: "npm start: local token API",
+      scopes: ["tokens:admin"],
+      expiresAt: new Date(Date.now() + ADMIN_LIFETIME_MS),
+    });
+    const admin = { id: made.record.id, secret: made.secret };
+    let demo: Minted | undefined;
+    if (opts.mint) {
+      const { secret, record } = await createToken(stores.tokens, { name: "demo", scopes: ["users:write"] });
+      demo = { id: record.id, secret };
     }
-    const { secret, record } = await createToken(kv, { name: "demo", scopes: ["users:write"] });
-    await writeFile(file, `${JSON.stringify({ id: record.id, created_at: record.created_at })}\n`);
-    return { id: record.id, secret, revokedId };
+    await rm(file, { force: true });
+    await writeFile(file, `${JSON.stringify({ id: demo?.id, admin_id: admin.id })}\n`, { mode: 0o600 });
+    return { demo, admin, revokedId };
   } finally {
-    await dispose();
+    await stores.dispose();
   }
 }

@@ -36,11 +36,19 @@ export interface OpenKv {
   dispose(): Promise<void>;
 }
 
+/** The TOKENS and AUDIT bindings of the local state and the Worker's [vars], open until `dispose()`. */
+export interface OpenStores {
+  tokens: KvLike;
+  audit: KvLike;
+  vars: Record<string, unknown>;
+  dispose(): Promise<void>;
+}
+
 /**
- * Opens a KV binding of wrangler's local state with `getPlatformProxy` (one workerd for the
+ * Opens the KV bindings of wrangler's local state with `getPlatformProxy` (one workerd for the
  * whole command). Remote bindings are off: nothing leaves the machine.
  */
-export async function openLocalKv(binding: string, persistTo?: string): Promise<OpenKv> {
+export async function openLocalStores(persistTo?: string): Promise<OpenStores> {
   // getPlatformProxy reads .dev.vars like `wrangler dev` and would warn about the missing secret;
   // a token command has nothing to do with secrets, so only errors are shown while it starts.
   const level = process.env.WRANGLER_LOG;
@@ -59,12 +67,25 @@ export async function openLocalKv(binding: string, persistTo?: string): Promise<
     if (level === undefined) delete process.env.WRANGLER_LOG;
     else process.env.WRANGLER_LOG = level;
   }
-  const kv = proxy.env[binding] as KvLike | undefined;
-  if (!kv) {
+  const tokens = proxy.env.TOKENS as KvLike | undefined;
+  const audit = proxy.env.AUDIT as KvLike | undefined;
+  if (!tokens || !audit) {
     await proxy.dispose();
-    throw new Error(`wrangler.toml has no KV binding named ${binding}`);
+    throw new Error("wrangler.toml needs the KV bindings TOKENS and AUDIT");
   }
-  return { kv, dispose: () => proxy.dispose() };
+  return { tokens, audit, vars: proxy.env, dispose: () => proxy.dispose() };
+}
+
+/** Opens one KV binding (TOKENS or AUDIT) of wrangler's local state; see {@link openLocalStores}. */
+export async function openLocalKv(binding: "TOKENS" | "AUDIT", persistTo?: string): Promise<OpenKv> {
+  const stores = await openLocalStores(persistTo);
+  return { kv: binding === "TOKENS" ? stores.tokens : stores.audit, dispose: stores.dispose };
+}
+
+/** The Worker's [vars] from wrangler.toml (for the remote direct path, which has no proxy). */
+export async function configuredVars(): Promise<Record<string, unknown>> {
+  const { unstable_readConfig } = await import("wrangler");
+  return unstable_readConfig({ config: WRANGLER_CONFIG }, { hideWarnings: true }).vars;
 }
 
 /** Where {@link wranglerKv} points: Cloudflare, or (for checking this adapter) a local folder. */

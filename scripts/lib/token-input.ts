@@ -3,7 +3,12 @@
  * token id before any store is opened. Value rules come from src/auth/tokens.ts (`buildRecord`).
  */
 import type { parseArgs } from "node:util";
-import { buildRecord, type NewToken, SCOPES } from "../../src/auth/tokens.ts";
+import { SCOPES } from "../../src/auth/scopes.ts";
+import type { NewToken } from "../../src/auth/tokens.ts";
+
+/** The record rules (zod), loaded only by `create`: other commands need not pay for them. */
+const records = () => import("../../src/auth/tokens.ts");
+
 import { FIELDS } from "../../src/model/fields.ts";
 import { DURATION_SYNTAX, parseDuration } from "./cli.ts";
 
@@ -17,6 +22,9 @@ export const OPTIONS = {
   domain: { type: "string", multiple: true },
   origin: { type: "string", multiple: true },
   expires: { type: "string" },
+  overlap: { type: "string" },
+  expiring: { type: "string" },
+  url: { type: "string" },
   local: { type: "boolean" },
   remote: { type: "boolean" },
   "persist-to": { type: "string" },
@@ -80,7 +88,8 @@ export function access(r: { scopes: string[]; domains?: string[]; origins?: stri
 }
 
 /** Checks one --domain/--origin value with the same rules the token record uses (src/auth/tokens.ts). */
-function checkValue(flag: "domain" | "origin", value: string): void {
+async function checkValue(flag: "domain" | "origin", value: string): Promise<void> {
+  const { buildRecord } = await records();
   try {
     buildRecord({ name: "check", scopes: ["audit:read"], [`${flag}s`]: [value] });
   } catch {
@@ -93,7 +102,7 @@ function checkValue(flag: "domain" | "origin", value: string): void {
 }
 
 /** Checks `create`'s flags and returns its input. */
-export function checkCreate(flags: Flags): NewToken {
+export async function checkCreate(flags: Flags): Promise<NewToken> {
   const name = flags.name?.trim();
   if (!name) throw new UsageError("create needs --name");
   if (name.length > 100) throw new UsageError("--name must be at most 100 characters");
@@ -105,8 +114,9 @@ export function checkCreate(flags: Flags): NewToken {
       throw new UsageError(`unknown scope "${clean(s)}"; known scopes: ${SCOPES.join(", ")}`);
     }
   }
-  for (const d of flags.domain ?? []) checkValue("domain", d);
-  for (const o of flags.origin ?? []) checkValue("origin", o);
+  for (const d of flags.domain ?? []) await checkValue("domain", d);
+  for (const o of flags.origin ?? []) await checkValue("origin", o);
+  const { buildRecord } = await records();
   const expiresAt = flags.expires === undefined ? undefined : parseExpires(flags.expires);
   const input = { name, scopes, domains: flags.domain, origins: flags.origin, expiresAt };
   try {

@@ -32,7 +32,8 @@ const email = z.pipe(
   }),
 );
 
-const time = z.pipe(
+/** An ISO 8601 date or date-time query value, as epoch ms (also the token list's `expiring`). */
+export const time = z.pipe(
   z.union(
     [z.iso.datetime({ offset: true }), z.iso.date()],
     "Must be an ISO 8601 date (2026-01-31) or date-time (2026-01-31T12:00:00Z).",
@@ -40,7 +41,8 @@ const time = z.pipe(
   z.transform((s: string) => Date.parse(s)),
 );
 
-const limit = z.pipe(
+/** A page size query value, 1 to 1000 (also the token list's). */
+export const limit = z.pipe(
   z.string().check(z.regex(/^[0-9]{1,4}$/, "Must be a whole number.")),
   z.pipe(
     z.transform(Number),
@@ -60,8 +62,8 @@ export const AuditQuerySchema = z
         .string()
         .check(
           z.regex(
-            /^(tok_[0-9a-f]{16}|user:[A-Za-z0-9%._~!*'()-]{1,155})$/,
-            "Must be a token id (tok_ and 16 hex) or user:<subject>.",
+            /^(tok_[0-9a-f]{16}|user:[A-Za-z0-9%._~!*'()-]{1,155}|operator:[A-Za-z0-9._-]{1,64})$/,
+            "Must be a token id (tok_ and 16 hex), user:<subject> or operator:<name>.",
           ),
         ),
     ),

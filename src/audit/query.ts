@@ -130,7 +130,8 @@ export async function queryAudit(
       const meta = key.metadata;
       if (!meta || (q.until !== undefined && time > q.until)) continue;
       if (!mayReview(q.domains, meta.email)) continue;
-      if (q.token && meta.token_id !== q.token) continue;
+      // A lifecycle entry is listed under its actor and under the token it is about.
+      if (q.token && meta.token_id !== q.token && meta.target_id !== q.token) continue;
       if (lowerEmail && meta.email?.toLowerCase() !== lowerEmail) continue;
       if (q.requestId && meta.request_id !== q.requestId) continue;
       const { outcome, ...rest } = meta;

@@ -59,25 +59,33 @@ function actorFields(p: Principal, secrets: string[]): { token_id: string; token
   return { token_id: p.actorId, token_name: "end-user JWT" };
 }
 
-/** What every entry holds about the request and its (valid) token; scrubbed of secrets. */
-function baseEntry(c: Ctx): AuditEntry {
-  const cfg = c.get("config");
-  const principal = c.get("principal");
-  const secrets = [cfg.villageApiKey];
+/** What every entry keeps of the request: its id and header copies, scrubbed and clipped. */
+export function requestFacts(c: Ctx) {
+  const secrets = [c.get("config").villageApiKey];
   const header = (name: keyof typeof HEADER_MAX) => {
     const value = c.req.header(name);
     return value ? clip(safeText(value, secrets), HEADER_MAX[name]) : undefined;
   };
-  const now = Date.now();
   return {
-    v: 1,
-    id: newAuditId(now),
     request_id: safeText(c.get("requestId"), secrets),
-    time: new Date(now).toISOString(),
-    ...actorFields(principal, secrets),
     origin: header("Origin"),
     ip: header("CF-Connecting-IP"),
     user_agent: header("User-Agent"),
+  };
+}
+
+/** What every entry holds about the request and its (valid) token; scrubbed of secrets. */
+function baseEntry(c: Ctx): AuditEntry {
+  const cfg = c.get("config");
+  const now = Date.now();
+  const { request_id, ...headers } = requestFacts(c);
+  return {
+    v: 1,
+    id: newAuditId(now),
+    request_id,
+    time: new Date(now).toISOString(),
+    ...actorFields(c.get("principal"), [cfg.villageApiKey]),
+    ...headers,
     fields: [],
     values_mode: cfg.auditValues,
   };

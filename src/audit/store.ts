@@ -68,6 +68,47 @@ export const auditKeys = {
   byToken: (tokenId: string, id = "") => `by-token:${tokenId}:${id}`,
 };
 
+/** Token lifecycle actions (src/tokens/), as the trail names them. */
+export const TOKEN_EVENTS = ["token.create", "token.rotate", "token.revoke"] as const;
+export type TokenEvent = (typeof TOKEN_EVENTS)[number];
+
+/** What a lifecycle entry records of the token it is about: never a secret, never a hash. */
+export interface TokenEventTarget {
+  /** Absent only when a refused create named a token that was never made. */
+  id?: string;
+  name: string;
+  scopes: string[];
+  domains?: string[];
+  origins?: string[];
+  expires_at?: string;
+  /** Rotations: when the old secret stops working. */
+  previous_expires_at?: string;
+}
+
+/**
+ * The value under `entry:<id>` for a token lifecycle action: who acted (`token_id`, `token_name`:
+ * an admin token, or `operator:<user>` for the CLI's direct KV path), which action, on which
+ * token, and what came of it (`accepted`, or a refusal with its `reason`).
+ */
+export interface TokenEventEntry {
+  v: 1;
+  id: string;
+  kind: "token";
+  request_id: string;
+  time: string;
+  token_id: string;
+  token_name: string;
+  origin?: string;
+  ip?: string;
+  user_agent?: string;
+  event: TokenEvent;
+  /** The token acted on; absent when a refused request named none that validated. */
+  target?: TokenEventTarget;
+  outcome: "accepted" | RefusalOutcome;
+  reason?: RefusalReason;
+  over_budget?: true;
+}
+
 /** The value under `entry:<id>`: the intent of a forwarded change, or a refusal. */
 export interface AuditEntry {
   v: 1;
@@ -112,9 +153,12 @@ export interface AuditMeta {
   fields: Field[];
   ip?: string;
   origin?: string;
-  outcome?: RefusalOutcome;
+  outcome?: RefusalOutcome | "accepted";
   reason?: RefusalReason;
   over_budget?: true;
+  /** Lifecycle entries: the action and the token acted on (its name is in the entry). */
+  event?: TokenEvent;
+  target_id?: string;
 }
 
 /** One entry as the review API lists it. */
@@ -127,7 +171,12 @@ export interface AuditSummary extends Omit<AuditMeta, "outcome"> {
 }
 
 /** One entry with everything stored about it, as `GET /audit/:id` shows it. */
-export interface AuditDetail extends Omit<AuditEntry, "v" | "outcome"> {
+export interface AuditDetail extends Omit<AuditEntry, "v" | "outcome" | "fields" | "values_mode"> {
+  fields?: Field[];
+  values_mode?: AuditValues;
+  kind?: "token";
+  event?: TokenEvent;
+  target?: TokenEventTarget;
   outcome: AuditOutcome;
   upstream_status?: number;
   latency_ms?: number;
@@ -144,7 +193,22 @@ export const META_BUDGET = { request_id: 128, token_name: 100, ip: 46, origin: 1
 const metaText = (text: string, budget: number): string => clip(text.replace(/[^\x20-\x7e]/gu, "?"), budget);
 
 /** The summary stored as key metadata. Email (ASCII) and field names are bounded by validation. */
-export function auditMeta(entry: AuditEntry): AuditMeta {
+export function auditMeta(entry: AuditEntry | TokenEventEntry): AuditMeta {
+  if ("kind" in entry) {
+    return {
+      request_id: metaText(entry.request_id, META_BUDGET.request_id),
+      token_id: entry.token_id,
+      token_name: metaText(entry.token_name, META_BUDGET.token_name),
+      fields: [],
+      ip: entry.ip === undefined ? undefined : metaText(entry.ip, META_BUDGET.ip),
+      origin: entry.origin === undefined ? undefined : metaText(entry.origin, META_BUDGET.origin),
+      outcome: entry.outcome,
+      reason: entry.reason,
+      over_budget: entry.over_budget,
+      event: entry.event,
+      target_id: entry.target?.id,
+    };
+  }
   return {
     request_id: metaText(entry.request_id, META_BUDGET.request_id),
     token_id: entry.token_id,
@@ -175,18 +239,35 @@ export function expirationFor(entryTimeMs: number, retentionDays: number, now = 
   return Math.max(wanted, Math.ceil(now / 1000) + KV_MIN_TTL_S + 1);
 }
 
-const entryKeys = (entry: AuditEntry): string[] => [
+/** A lifecycle entry is indexed under its actor and under the token it is about. */
+const entryKeys = (entry: AuditEntry | TokenEventEntry): string[] => [
   auditKeys.entry(entry.id),
   auditKeys.byToken(entry.token_id, entry.id),
-  ...(entry.email ? [auditKeys.byEmail(entry.email, entry.id)] : []),
+  ...("kind" in entry
+    ? entry.target?.id && entry.target.id !== entry.token_id
+      ? [auditKeys.byToken(entry.target.id, entry.id)]
+      : []
+    : entry.email
+      ? [auditKeys.byEmail(entry.email, entry.id)]
+      : []),
 ];
+
+/** The part of a KV namespace that audit writes use: a Workers binding, or the CLI's adapter. */
+export interface AuditWriter {
+  put(key: string, value: string, options: { expiration?: number; metadata?: unknown }): Promise<void>;
+  delete(key: string): Promise<void>;
+}
 
 /**
  * Writes an entry under its own key and its index keys, all at once. If any write fails,
  * the ones that succeeded are deleted (best effort) and the first error is thrown: the
  * caller must then not forward the change.
  */
-export async function writeEntry(kv: KVNamespace, entry: AuditEntry, retentionDays: number): Promise<void> {
+export async function writeEntry(
+  kv: AuditWriter,
+  entry: AuditEntry | TokenEventEntry,
+  retentionDays: number,
+): Promise<void> {
   const expiration = expirationFor(Date.parse(entry.time), retentionDays);
   const metadata = auditMeta(entry);
   const keys = entryKeys(entry);
@@ -227,10 +308,10 @@ export async function readEntry(kv: KVNamespace, id: string, now = Date.now()): 
   const entryKey = auditKeys.entry(id);
   const outcomeKey = auditKeys.outcome(id);
   const found = await kv.get<AuditEntry | AuditOutcomeRecord>([entryKey, outcomeKey], "json");
-  const entry = found.get(entryKey) as AuditEntry | null | undefined;
+  const entry = found.get(entryKey) as AuditEntry | TokenEventEntry | null | undefined;
   if (!entry) return null;
   const result = found.get(outcomeKey) as AuditOutcomeRecord | null | undefined;
-  const { v: _v, outcome, ...rest } = entry;
+  const { v: _v, outcome, ...rest } = entry as AuditEntry | TokenEventEntry;
   return {
     ...rest,
     outcome: shownOutcome(id, outcome ?? result?.outcome, now),

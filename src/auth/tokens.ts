@@ -4,7 +4,7 @@
  * Key layout: docs/storage.md.
  */
 import * as z from "zod/mini";
-import { FIELDS } from "../model/fields.ts";
+import { ADMIN_MAX_LIFETIME_MS, ADMIN_SCOPE, MAX_OVERLAP_S, SCOPES, type Scope } from "./scopes.ts";
 
 /** Every token starts with this, so secret scanners can find leaked ones. */
 export const TOKEN_PREFIX = "vge_";
@@ -12,13 +12,14 @@ export const TOKEN_PREFIX = "vge_";
 export const TOKEN_PATTERN = /^vge_[0-9a-f]{64}[0-9a-f]{8}$/;
 export const TOKEN_LENGTH = TOKEN_PREFIX.length + 72;
 
-/** Scopes a token may hold. */
-export const SCOPES = [
-  "users:write",
-  ...FIELDS.map((f) => `users:write:${f}` as const),
-  "audit:read",
-] as const;
-export type Scope = (typeof SCOPES)[number];
+export {
+  ADMIN_MAX_LIFETIME_MS,
+  ADMIN_SCOPE,
+  DEFAULT_OVERLAP_S,
+  MAX_OVERLAP_S,
+  SCOPES,
+  type Scope,
+} from "./scopes.ts";
 
 const hashKey = (hash: string) => `token:${hash}`;
 const idKey = (id: string) => `token-id:${id}`;
@@ -39,8 +40,34 @@ export const TokenRecord = z.object({
 });
 export type TokenRecord = z.infer<typeof TokenRecord>;
 
-/** The record under `token-id:<id>`: the token record plus its hash and revocation time. */
-export type TokenIndexRecord = TokenRecord & { hash: string; revoked_at?: string };
+/**
+ * The record under `token-id:<id>`: the token record plus its current secret's hash, its
+ * revocation time and, after a rotation, the old secret's hash and when it stops working.
+ */
+export type TokenIndexRecord = TokenRecord & {
+  hash: string;
+  revoked_at?: string;
+  rotated_at?: string;
+  previous_hash?: string;
+  previous_expires_at?: string;
+};
+
+/** What a token looks like to operators: its id record without any hash, and its status. */
+export type TokenView = Omit<TokenIndexRecord, "hash" | "previous_hash"> & { status: TokenStatus };
+export type TokenStatus = "active" | "revoked" | "expired";
+
+/** A token's status at `now`. */
+export const statusOf = (r: { revoked_at?: string; expires_at?: string }, now = Date.now()): TokenStatus =>
+  r.revoked_at ? "revoked" : r.expires_at && Date.parse(r.expires_at) <= now ? "expired" : "active";
+
+/** The id record without its hashes (what show, revoke and rotate answer), with its status. */
+export function publicView(r: TokenIndexRecord, now = Date.now()): TokenView {
+  const { hash: _hash, previous_hash: _previous, ...rest } = r;
+  if (rest.previous_expires_at && Date.parse(rest.previous_expires_at) <= now) {
+    delete rest.previous_expires_at;
+  }
+  return { ...rest, status: statusOf(r, now) };
+}
 
 /** What the CLI passes to create a token. */
 export interface NewToken {
@@ -56,7 +83,7 @@ export interface KvLike {
   get(key: string, type: "text"): Promise<string | null>;
   put(key: string, value: string, options?: { expiration?: number; metadata?: unknown }): Promise<void>;
   delete(key: string): Promise<void>;
-  list(options: { prefix: string; cursor?: string }): Promise<{
+  list(options: { prefix: string; cursor?: string; limit?: number }): Promise<{
     keys: { name: string; metadata?: unknown }[];
     list_complete: boolean;
     cursor?: string;
@@ -132,6 +159,19 @@ export async function findToken(
   return record;
 }
 
+/**
+ * The rules of an admin token: `tokens:admin` alone (it manages tokens and nothing else), for
+ * servers only (no origins), expiring within {@link ADMIN_MAX_LIFETIME_MS}.
+ */
+function checkAdmin(r: { scopes: string[]; origins?: string[]; expires_at?: string }, now: Date): void {
+  if (r.scopes.length > 1) throw new Error(`${ADMIN_SCOPE} must be the token's only scope`);
+  if (r.origins) throw new Error(`a ${ADMIN_SCOPE} token is for servers: it takes no --origin`);
+  const days = ADMIN_MAX_LIFETIME_MS / 86_400_000;
+  if (!r.expires_at || Date.parse(r.expires_at) > now.getTime() + ADMIN_MAX_LIFETIME_MS) {
+    throw new Error(`a ${ADMIN_SCOPE} token must expire, at most ${days} days ahead (--expires)`);
+  }
+}
+
 /** Checks the operator's input and builds a record; throws with a message the CLI prints. */
 export function buildRecord(input: NewToken, now = new Date()): TokenRecord {
   const candidate = {
@@ -147,8 +187,9 @@ export function buildRecord(input: NewToken, now = new Date()): TokenRecord {
     created_at: now.toISOString(),
   };
   if (input.expiresAt && input.expiresAt.getTime() < now.getTime() + 120_000) {
-    throw new Error("--expires must be at least two minutes in the future");
+    throw new Error("the expiry (--expires, expires_at) must be at least two minutes in the future");
   }
+  if (candidate.scopes.includes(ADMIN_SCOPE)) checkAdmin(candidate, now);
   const parsed = TokenRecord.safeParse(candidate);
   if (!parsed.success) {
     const issue = parsed.error.issues[0];
@@ -157,7 +198,16 @@ export function buildRecord(input: NewToken, now = new Date()): TokenRecord {
   return parsed.data;
 }
 
-const summary = (r: TokenIndexRecord) => ({
+/** The metadata of a `token-id:` key: what a listing shows without reading values. */
+export interface TokenSummary {
+  name: string;
+  scopes: Scope[];
+  expires_at?: string;
+  revoked_at?: string;
+  created_at: string;
+}
+
+const summary = (r: TokenIndexRecord): TokenSummary => ({
   name: r.name.slice(0, 100),
   scopes: r.scopes,
   expires_at: r.expires_at,
@@ -165,18 +215,29 @@ const summary = (r: TokenIndexRecord) => ({
   created_at: r.created_at,
 });
 
-/** Creates a token: stores its hash record and its id record. Returns the secret (shown once) and record. */
+/** KV expiration (epoch s) of a `token:` record that stops working at `until` (ISO), if it does. */
+const hashExpiration = (until: string | undefined): number | undefined =>
+  until === undefined
+    ? undefined
+    : Math.max(Math.floor(Date.parse(until) / 1000) + 60, Math.ceil(Date.now() / 1000) + 61);
+
+const putIndex = (kv: KvLike, index: TokenIndexRecord) =>
+  kv.put(idKey(index.id), JSON.stringify(index), { metadata: summary(index) });
+
+/**
+ * Creates a token: stores its hash record and its id record. Returns the secret (shown once)
+ * and record. `record` may be built beforehand (with {@link buildRecord}), so that its id can be
+ * recorded in the audit trail before the token exists.
+ */
 export async function createToken(
   kv: KvLike,
   input: NewToken,
+  record: TokenRecord = buildRecord(input),
 ): Promise<{ secret: string; record: TokenRecord }> {
-  const record = buildRecord(input);
   const secret = generateSecret();
   const hash = await hashSecret(secret);
-  const expiration = record.expires_at ? Math.floor(Date.parse(record.expires_at) / 1000) + 60 : undefined;
-  const index: TokenIndexRecord = { ...record, hash };
-  await kv.put(idKey(record.id), JSON.stringify(index), { metadata: summary(index) });
-  await kv.put(hashKey(hash), JSON.stringify(record), { expiration });
+  await putIndex(kv, { ...record, hash });
+  await kv.put(hashKey(hash), JSON.stringify(record), { expiration: hashExpiration(record.expires_at) });
   return { secret, record };
 }
 
@@ -186,33 +247,113 @@ export async function getTokenById(kv: KvLike, id: string): Promise<TokenIndexRe
   return raw === null ? null : (JSON.parse(raw) as TokenIndexRecord);
 }
 
+/** One listed token: its id, its summary and its status. */
+export type ListedToken = TokenSummary & { id: string; status: TokenStatus };
+
+/** One page of the `token-id:` keys from `cursor`: at most `limit` keys, KV's cursor for the next. */
+export async function listTokenPage(
+  kv: KvLike,
+  { cursor, limit = 1000, now = Date.now() }: { cursor?: string; limit?: number; now?: number } = {},
+): Promise<{ tokens: ListedToken[]; cursor: string | null }> {
+  const page = await kv.list({ prefix: "token-id:", cursor, limit });
+  const tokens = page.keys.map((key) => {
+    const meta = key.metadata as TokenSummary;
+    return { id: key.name.slice("token-id:".length), ...meta, status: statusOf(meta, now) };
+  });
+  return { tokens, cursor: page.list_complete ? null : (page.cursor ?? null) };
+}
+
 /** Lists all tokens' id records from key metadata, page by page. */
-export async function listTokens(kv: KvLike): Promise<(ReturnType<typeof summary> & { id: string })[]> {
-  const out: (ReturnType<typeof summary> & { id: string })[] = [];
+export async function listTokens(kv: KvLike): Promise<ListedToken[]> {
+  const out: ListedToken[] = [];
   let cursor: string | undefined;
   do {
-    const page = await kv.list({ prefix: "token-id:", cursor });
-    for (const key of page.keys) {
-      out.push({ id: key.name.slice("token-id:".length), ...(key.metadata as ReturnType<typeof summary>) });
-    }
-    cursor = page.list_complete ? undefined : page.cursor;
+    const page = await listTokenPage(kv, { cursor });
+    out.push(...page.tokens);
+    cursor = page.cursor ?? undefined;
   } while (cursor);
   return out;
 }
 
-/** Revokes by public id: deletes the hash record, marks the id record. Idempotent. */
+/**
+ * Revokes by public id: deletes the hash records (current and, after a rotation, previous),
+ * marks the id record. Idempotent. `wasRevoked` tells whether it already was.
+ */
 export async function revokeToken(
   kv: KvLike,
   id: string,
   now = new Date(),
-): Promise<TokenIndexRecord | null> {
+): Promise<(TokenIndexRecord & { wasRevoked: boolean }) | null> {
   const index = await getTokenById(kv, id);
   if (!index) return null;
   await kv.delete(hashKey(index.hash));
-  if (!index.revoked_at) {
-    const revoked = { ...index, revoked_at: now.toISOString() };
-    await kv.put(idKey(id), JSON.stringify(revoked), { metadata: summary(revoked) });
-    return revoked;
+  if (index.previous_hash) await kv.delete(hashKey(index.previous_hash));
+  if (index.revoked_at) return { ...index, wasRevoked: true };
+  const { previous_hash: _h, previous_expires_at: _e, ...rest } = index;
+  const revoked: TokenIndexRecord = { ...rest, revoked_at: now.toISOString() };
+  await putIndex(kv, revoked);
+  return { ...revoked, wasRevoked: false };
+}
+
+/**
+ * When a rotated-out secret stops working: `overlapS` from `now`, never after the token's own
+ * expiry; undefined for no overlap (it stops at once).
+ */
+export function overlapEnd(r: { expires_at?: string }, overlapS: number, now: Date): string | undefined {
+  if (overlapS <= 0) return undefined;
+  const expires = r.expires_at ? Date.parse(r.expires_at) : Number.POSITIVE_INFINITY;
+  return new Date(Math.min(now.getTime() + overlapS * 1000, expires)).toISOString();
+}
+
+/** Why a rotation did not happen. */
+export type RotateRefusal = "not_found" | "inactive";
+
+/**
+ * Rotates by public id: a new secret for the same token (same id, scopes, domains, origins
+ * and expiry). The old secret keeps working for `overlapS` seconds (0 to {@link MAX_OVERLAP_S},
+ * never past the token's own expiry), then is refused; its `token:` record carries that end as
+ * its `expires_at`. A secret rotated out earlier is deleted at once: one overlap at a time.
+ */
+export async function rotateToken(
+  kv: KvLike,
+  id: string,
+  overlapS: number,
+  now = new Date(),
+): Promise<{ secret: string; index: TokenIndexRecord } | RotateRefusal> {
+  if (!Number.isInteger(overlapS) || overlapS < 0 || overlapS > MAX_OVERLAP_S) {
+    throw new Error(`the overlap must be 0 to ${MAX_OVERLAP_S} seconds`);
   }
-  return index;
+  const index = await getTokenById(kv, id);
+  if (!index) return "not_found";
+  if (statusOf(index, now.getTime()) !== "active") return "inactive";
+  const {
+    hash: oldHash,
+    previous_hash: olderHash,
+    revoked_at: _r,
+    rotated_at: _a,
+    previous_expires_at: _e,
+    ...record
+  } = index;
+  const tokenRecord: TokenRecord = record;
+  const secret = generateSecret();
+  const hash = await hashSecret(secret);
+  const until = overlapEnd(record, overlapS, now);
+  const next: TokenIndexRecord = {
+    ...tokenRecord,
+    hash,
+    rotated_at: now.toISOString(),
+    ...(until ? { previous_hash: oldHash, previous_expires_at: until } : {}),
+  };
+  // New secret first: a failure part-way leaves the old one working, never neither.
+  await kv.put(hashKey(hash), JSON.stringify(tokenRecord), { expiration: hashExpiration(record.expires_at) });
+  await putIndex(kv, next);
+  if (until) {
+    await kv.put(hashKey(oldHash), JSON.stringify({ ...tokenRecord, expires_at: until }), {
+      expiration: hashExpiration(until),
+    });
+  } else {
+    await kv.delete(hashKey(oldHash));
+  }
+  if (olderHash && olderHash !== oldHash) await kv.delete(hashKey(olderHash));
+  return { secret, index: next };
 }

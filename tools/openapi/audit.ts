@@ -5,7 +5,7 @@
  * answers with them.
  */
 import * as z from "zod/mini";
-import { OUTCOMES } from "../../src/audit/store.ts";
+import { OUTCOMES, TOKEN_EVENTS } from "../../src/audit/store.ts";
 import { AUDIT_VALUES } from "../../src/config.ts";
 import { AUDITED_REASONS } from "../../src/http/reasons.ts";
 import { FIELDS } from "../../src/model/fields.ts";
@@ -40,6 +40,9 @@ const entryOutcome = {
   latency_ms: z.optional(z.number()),
 };
 
+/** Token lifecycle entries: the action (token.create, token.rotate, token.revoke). */
+const event = z.optional(z.enum(TOKEN_EVENTS));
+
 /** One entry as `GET /audit` lists it (from key metadata, no value read). */
 export const AuditSummarySchema = z.object({
   ...entryHead,
@@ -48,6 +51,8 @@ export const AuditSummarySchema = z.object({
   ip: z.optional(z.string()),
   origin: z.optional(z.string()),
   ...entryOutcome,
+  event,
+  target_id: z.optional(z.string()),
 });
 
 /** A page of `GET /audit`: `cursor` is null on the last page (also in `X-Next-Cursor`). */
@@ -63,11 +68,25 @@ export const AuditDetailSchema = z.object({
   ip: z.optional(z.string()),
   user_agent: z.optional(z.string()),
   email: z.optional(z.string()),
-  fields,
-  values_mode: z.enum(AUDIT_VALUES),
+  fields: z.optional(fields),
+  values_mode: z.optional(z.enum(AUDIT_VALUES)),
   values,
   ...entryOutcome,
   outcome_time: z.optional(z.string()),
+  kind: z.optional(z.literal("token")),
+  event,
+  /** Lifecycle entries: the token acted on (never its secret or hash). */
+  target: z.optional(
+    z.object({
+      id: z.optional(z.string()),
+      name: z.string(),
+      scopes: z.array(z.string()),
+      domains: z.optional(z.array(z.string())),
+      origins: z.optional(z.array(z.string())),
+      expires_at: z.optional(z.string()),
+      previous_expires_at: z.optional(z.string()),
+    }),
+  ),
 });
 
 const OUTCOME_TEXT =
@@ -78,7 +97,8 @@ export function auditParameters(query: Json, email?: Json): Json[] {
   const properties = (query.properties ?? {}) as Record<string, Json>;
   const describe: Record<string, string> = {
     email: "Entries about this target address (compared normalized).",
-    token: "Entries made with this token id (`tok_…`) or signed-in user (`user:<subject>`).",
+    token:
+      "Entries made with this token id (`tok_…`), signed-in user (`user:<subject>`) or operator (`operator:<name>`, the token CLI's direct KV path), and the lifecycle entries (created, rotated, revoked) of that token.",
     outcome: `Entries with this outcome: ${OUTCOME_TEXT}`,
     request_id: "Entries of this request id.",
     since: "Entries at or after this ISO 8601 date or date-time.",

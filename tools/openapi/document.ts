@@ -16,6 +16,7 @@ import { SCOPES } from "../../src/auth/tokens.ts";
 import { problemCatalog, problemTypeUri } from "../../src/http/errors.ts";
 import { DOMAIN, LOCAL } from "../../src/model/email.ts";
 import { INTERNATIONAL_FORMAT } from "../../src/model/phone.ts";
+import { CreateTokenSchema, RotateTokenSchema, TokenListQuerySchema } from "../../src/tokens/schemas.ts";
 import { ChangeSchema, MAX_BODY_BYTES, NAME_MAX } from "../../src/users/changes.ts";
 import {
   AuditDetailSchema,
@@ -34,6 +35,7 @@ import {
   type ProblemExample,
   ROUTE_EXAMPLES,
 } from "./examples.ts";
+import { TOKENS_TAG, tokenAnswerSchemas, tokenPaths, tokenResponses } from "./tokens.ts";
 
 type Json = Record<string, unknown>;
 
@@ -259,6 +261,10 @@ function buildDocument(): Json {
     tags: [
       { name: "users", description: "Change Village user records." },
       { name: "audit", description: "Review who changed what, and what was refused." },
+      {
+        name: "tokens",
+        description: TOKENS_TAG,
+      },
       { name: "service", description: "Liveness and this contract." },
     ],
     paths: {
@@ -329,6 +335,7 @@ function buildDocument(): Json {
         auditProblems,
         REQUEST_ID,
       ),
+      ...tokenPaths(jsonSchema(TokenListQuerySchema), ref, REQUEST_ID),
       "/healthz": {
         get: {
           operationId: "health",
@@ -387,6 +394,9 @@ function buildDocument(): Json {
         AuditSummary: jsonSchema(AuditSummarySchema),
         AuditPage: withRef(jsonSchema(AuditPageSchema), ["properties", "entries", "items"], "AuditSummary"),
         AuditDetail: jsonSchema(AuditDetailSchema),
+        CreateToken: jsonSchema(CreateTokenSchema),
+        RotateToken: jsonSchema(RotateTokenSchema),
+        ...tokenAnswerSchemas(jsonSchema, ref),
       },
       headers: SHARED_HEADERS,
       responses: {
@@ -394,6 +404,7 @@ function buildDocument(): Json {
           Allow: header("The methods the path serves."),
         }),
         InternalError: problemDoc("An internal error; details go to the logs only.", [INTERNAL_EXAMPLE]),
+        ...tokenResponses(problemDoc),
       },
       securitySchemes: {
         bearerToken: {

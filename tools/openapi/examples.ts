@@ -327,3 +327,24 @@ export const NOT_FOUND_EXAMPLE: ProblemExample = problem(
   "not-found",
   "No such route.",
 );
+
+/** Problems of the token management API (`/tokens`, TOKEN_ADMIN on unless said). */
+export const TOKEN_EXAMPLES: ProblemExample[] = [
+  problem("tokens-off", "TOKEN_ADMIN is off (the default)", "not-found", "No such route."),
+  problem(
+    "tokens-escalation",
+    "Creating a token holding tokens:admin",
+    "forbidden",
+    "A token made over HTTP may not hold tokens:admin; only the token CLI's direct KV path makes one.",
+  ),
+  problem(
+    "tokens-admin-target",
+    "Rotating or revoking a token holding tokens:admin",
+    "forbidden",
+    "Tokens holding tokens:admin are made and managed only by the token CLI's direct KV path.",
+  ),
+  problem("tokens-invalid-body", "An unknown field", "validation-failed", "The request body is not valid.", [
+    { field: "hash", pointer: "/hash", detail: "Unknown field." },
+  ]),
+  problem("token-not-found", "No token has this id", "not-found", "No token has this id."),
+];

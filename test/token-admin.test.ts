@@ -184,7 +184,11 @@ describe("POST /tokens", () => {
     await expectProblem(res, 403, "forbidden");
     expect(tokens.writes).toEqual([]);
     const [entry] = await lifecycle(admin.id);
-    expect(entry).toMatchObject({ event: "token.create", outcome: "denied", reason: "forbidden" });
+    expect(entry).toMatchObject({
+      event: "token.create",
+      outcome: "denied",
+      reason: "server_token_from_browser",
+    });
   });
 
   it.each([
@@ -241,8 +245,8 @@ describe("no escalation", () => {
     expect(audit.writes).toHaveLength(4);
     const entries = await lifecycle(admin.id);
     expect(entries.map((e) => [e.event, e.outcome, e.reason])).toEqual([
-      ["token.create", "denied", "forbidden"],
-      ["token.create", "denied", "forbidden"],
+      ["token.create", "denied", "escalation"],
+      ["token.create", "denied", "escalation"],
     ]);
     const detail = await reviewOne(entries[0].id);
     expect(detail.target).toMatchObject({ name: "escalate", scopes: ["users:write", "tokens:admin"] });
@@ -577,13 +581,14 @@ describe("the caller limiter comes before any audited refusal", () => {
     expect(refused.headers.get("Retry-After")).toBe("60");
     const entries = audit.writes.filter((w) => w.startsWith("put entry:")).length;
     expect(entries).toBe(sent - 1);
-    // Over the limit, not even an Origin refusal (which comes before the limiter) is recorded.
+    // Over the limit, a request that would be an Origin refusal gets 429 (the limiter comes
+    // first) and is not recorded.
     const before = audit.writes.length;
     const res = await call("GET", "/tokens", admin.secret, undefined, {
       headers: { Origin: "https://app.example.com" },
       bindings: strict,
     });
-    await expectProblem(res, 403, "forbidden");
+    await expectProblem(res, 429, "rate-limited");
     expect(audit.writes.length).toBe(before);
   });
 });
@@ -656,7 +661,7 @@ describe("lifecycle in the audit trail", () => {
     expect(entry).toMatchObject({
       event: "token.revoke",
       outcome: "denied",
-      reason: "forbidden",
+      reason: "escalation",
       token_id: admin.id,
       target_id: other.id,
     });

@@ -27,6 +27,8 @@ export const REFUSAL_REASONS = {
   domain: "denied",
   /** A signed-in user tried to change someone else. */
   not_self: "denied",
+  /** The token API was asked to make, rotate or revoke a token holding `tokens:admin`. */
+  escalation: "denied",
   invalid_email: "invalid",
   unsupported_media_type: "invalid",
   payload_too_large: "invalid",
@@ -48,6 +50,7 @@ export const AUDITED_REASONS = [
   "field_scope",
   "domain",
   "not_self",
+  "escalation",
   "invalid_email",
   "unsupported_media_type",
   "payload_too_large",

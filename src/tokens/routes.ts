@@ -13,7 +13,7 @@ import { type Context, Hono } from "hono";
 import type * as z from "zod/mini";
 import { refusalOutcome, requestFacts } from "../audit/record.ts";
 import { type TokenEvent, type TokenEventEntry, type TokenEventTarget, withRetry } from "../audit/store.ts";
-import { authenticate, type TokenPrincipal } from "../auth/authenticate.ts";
+import { assertOrigin, authenticate, type TokenPrincipal } from "../auth/authenticate.ts";
 import { limitCaller, refusalBudget } from "../auth/rate-limit.ts";
 import { insufficientScope } from "../auth/refusals.ts";
 import {
@@ -190,6 +190,7 @@ async function managedToken(c: Ctx): Promise<TokenIndexRecord> {
     throw new ProblemError(
       "forbidden",
       `Tokens holding ${ADMIN_SCOPE} are made and managed only by the token CLI's direct KV path.`,
+      { reason: "escalation" },
     );
   }
   return index;
@@ -211,6 +212,7 @@ function adminRoute(event: TokenEvent | null, handle: Handler): Handler {
       await authenticate(c);
       await limitCaller(c);
       limited = true;
+      assertOrigin(c); // admin tokens have no origins: any browser is refused (after the limiter)
       const p = c.get("principal");
       if (p.kind !== "token" || !p.scopes.includes(ADMIN_SCOPE)) {
         throw insufficientScope(`This token lacks the ${ADMIN_SCOPE} scope.`, ADMIN_SCOPE);
@@ -235,6 +237,7 @@ tokens.post(
       throw insufficientScope(
         `A token made over HTTP may not hold ${ADMIN_SCOPE}; only the token CLI's direct KV path makes one.`,
         ADMIN_SCOPE,
+        "escalation",
       );
     }
     const input = { ...body, expiresAt: body.expires_at ? new Date(body.expires_at) : undefined };

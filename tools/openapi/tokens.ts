@@ -134,7 +134,11 @@ export function tokenResponses(
   const challenge = { "WWW-Authenticate": { $ref: "#/components/headers/WWW-Authenticate" } };
   const retry = { "Retry-After": { $ref: "#/components/headers/Retry-After" } };
   return {
-    TokenBadRequest: problemDoc("The body or query is not valid; 415 for a body not JSON.", byStatus(400)),
+    TokenBadRequest: problemDoc(
+      "The body or query is not valid, or the Authorization header is not one bearer credential.",
+      byStatus(400),
+    ),
+    TokenUnsupportedMediaType: problemDoc("The body is not application/json.", []),
     TokenUnauthorized: problemDoc("No valid token.", [], challenge),
     TokenForbidden: problemDoc(
       "No tokens:admin, used from a browser, or asking what no HTTP caller may.",
@@ -174,7 +178,8 @@ export function tokenPaths(query: Json, ref: (name: string) => Json, REQUEST_ID:
         headers: { "X-Request-Id": REQUEST_ID },
         content: { "application/json": { schema: ref(ok[1]) } },
       },
-      ...(withBody ? { "400": shared("TokenBadRequest") } : {}),
+      "400": shared("TokenBadRequest"),
+      ...(withBody ? { "415": shared("TokenUnsupportedMediaType") } : {}),
       "401": shared("TokenUnauthorized"),
       "403": shared("TokenForbidden"),
       "404": shared("TokenNotFound"),

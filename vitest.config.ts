@@ -9,6 +9,10 @@ process.env.VILLAGE_API_KEY ??= process.env.VILLAGE_EDGE_CANARY_KEY;
 // Offline, miniflare's look-up of Request.cf data fails with a stack trace: use its fallback.
 process.env.CLOUDFLARE_CF_FETCH_ENABLED ??= "false";
 
+/** The audit signing key of this run (`<kid>:<base64>`), a fresh one each run; wrangler's check sees it too. */
+process.env.AUDIT_SIGNING_KEY ??= `test:${Buffer.from(crypto.getRandomValues(new Uint8Array(32))).toString("base64")}`;
+const AUDIT_SIGNING_KEY = process.env.AUDIT_SIGNING_KEY;
+
 import { unstable_readConfig } from "wrangler";
 import { CONTRACT_LINE } from "./test/contract.ts";
 import { filterRuntimeOutput } from "./test/runtime-output.ts";
@@ -47,6 +51,7 @@ export default defineConfig({
           VILLAGE_API_BASE: inject<string>("sandboxUrl"),
           VILLAGE_NETWORK_ID: inject<string>("sandboxNetworkId"),
           VILLAGE_API_KEY: inject<string>("sandboxApiKey"),
+          AUDIT_SIGNING_KEY,
         },
         ratelimits: rateLimiters(),
       },

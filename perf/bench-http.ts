@@ -197,6 +197,7 @@ export async function startBenchServer(options: {
       VILLAGE_API_BASE: upstream.url,
       VILLAGE_NETWORK_ID: "bench-network",
       VILLAGE_API_KEY: `bench-key-${crypto.randomUUID()}`,
+      AUDIT_SIGNING_KEY: `bench:${Buffer.from(crypto.getRandomValues(new Uint8Array(32))).toString("base64")}`,
       BENCH_RATE_LIMITERS: (config.ratelimits ?? []).map((r: { name: string }) => r.name).join(","),
     },
   });

@@ -124,7 +124,10 @@ const server = createTestHarness({
       configPath: "./wrangler.toml",
       prebuiltWorkerDir: outdir,
       vars: { VILLAGE_API_BASE: "https://village.bench.test", VILLAGE_NETWORK_ID: "bench-network" },
-      secrets: { VILLAGE_API_KEY: `bench-key-${crypto.randomUUID()}` },
+      secrets: {
+        VILLAGE_API_KEY: `bench-key-${crypto.randomUUID()}`,
+        AUDIT_SIGNING_KEY: `bench:${Buffer.from(crypto.getRandomValues(new Uint8Array(32))).toString("base64")}`,
+      },
     },
   ],
 });

@@ -2,7 +2,8 @@
  * Reviewers' CLI: lists and filters the audit trail through the Worker's review API
  * (`GET /audit`, `GET /audit/:id`) with an `audit:read` token, as a table or as JSON.
  * Run: `npm run audit -- --help`. The token comes from an environment variable, never from a
- * flag, so it stays out of shell history. Uses node: built-ins only.
+ * flag, so it stays out of shell history. Uses node: built-ins only, except `verify`
+ * (scripts/lib/audit-verify.ts), loaded only for that command.
  */
 import { parseArgs } from "node:util";
 import { DURATION_SYNTAX, EXIT, parseDuration } from "./lib/cli.ts";
@@ -10,6 +11,7 @@ import { printable, printableJson } from "./lib/printable.ts";
 import { findServer, NO_SERVER } from "./lib/server.ts";
 
 const USAGE = `Usage: npm run audit -- [filters] [--json] [--local | --remote | --url URL] [--token-env VAR]
+       npm run audit -- verify [--since 7d] [--until TIME] [--json] ...  (see: npm run audit -- verify --help)
 
 Filters (all optional, combined with AND):
   --email ADDRESS        target user (case-insensitive)
@@ -228,6 +230,11 @@ async function run(flags: ReturnType<typeof parseFlags>["values"]): Promise<void
   if (flags.json) return void console.log(printableJson(entries));
   console.log(entries.length ? table(entries) : "no matching entries");
   if (cursor) console.log(`(more entries exist: raise --limit to see them)`);
+}
+
+if (process.argv[2] === "verify") {
+  const { runVerify } = await import("./lib/audit-verify.ts");
+  process.exit(await runVerify(process.argv.slice(3)));
 }
 
 try {

@@ -7,16 +7,22 @@
  * token CLI and, once the Worker answers, write `.wrangler/dev-server.json` (0600: url, pid, that
  * token) for the CLIs to find it (scripts/lib/server.ts); the file is removed on exit.
  * Options: --port N, --sandbox-port N, --persist-to DIR, --sandbox (ignore .dev.vars credentials).
+ * Both modes sign the audit trail with AUDIT_SIGNING_KEY from .dev.vars, else with a local key
+ * made once per state folder (scripts/lib/audit-key.ts), and run `--test-scheduled`, so
+ * `curl "http://127.0.0.1:8787/__scheduled?cron=*+*+*+*+*"` runs the audit digest (and
+ * `/cdn-cgi/local/scheduled?cron=...&time=<epoch ms>` runs it as if at that time).
  * Ctrl-C or SIGTERM stops everything; if wrangler exits on its own, this exits with its code.
  * Once the Worker answers, its URL is in .wrangler/dev-server.json (scripts/lib/server.ts), where
  * `npm run audit` and the other CLIs find it; the file goes when this process stops.
  */
+
 import { type ChildProcess, spawn } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
 import { createServer } from "node:net";
 import path from "node:path";
 import { parseArgs, parseEnv } from "node:util";
 import { DEMO_USERS, type Sandbox, type SandboxUser, startSandbox } from "../fakes/sandbox.ts";
+import { ensureLocalKey } from "./lib/audit-key.ts";
 import { rotateDemoToken } from "./lib/demo-token.ts";
 import { PROJECT_ROOT, WRANGLER_CONFIG, wranglerBin } from "./lib/kv.ts";
 import { removeState, STATE_FILE, writeState } from "./lib/server.ts";
@@ -119,8 +125,11 @@ for (const signal of ["SIGINT", "SIGTERM"] as const) {
 
 await ensureFree(opts.port, "port");
 const wranglerArgs = ["dev", "--ip", "127.0.0.1", "--port", String(opts.port), "--local"];
-wranglerArgs.push("--show-interactive-dev-session=false", "--var", "TOKEN_ADMIN:on");
+wranglerArgs.push("--show-interactive-dev-session=false", "--var", "TOKEN_ADMIN:on", "--test-scheduled");
 if (opts.persistTo) wranglerArgs.push("--persist-to", opts.persistTo);
+// A signing key from .dev.vars wins (wrangler reads it); otherwise this state folder's local one.
+const localSigningKey = vars.AUDIT_SIGNING_KEY?.trim() ? undefined : ensureLocalKey(opts.persistTo);
+if (localSigningKey) wranglerArgs.push("--var", `AUDIT_SIGNING_KEY:${localSigningKey}`);
 
 let demo: { id: string; secret: string } | undefined;
 let admin: { id: string; secret: string };
@@ -161,6 +170,7 @@ wrangler = spawn(process.execPath, [wranglerBin(), ...wranglerArgs], {
     // Sandbox mode: the --var above is what the Worker gets; this only satisfies wrangler's
     // required-secret check, which otherwise warns that VILLAGE_API_KEY is missing.
     ...(sandbox ? { VILLAGE_API_KEY: sandbox.defaultNetwork.apiKey } : {}),
+    ...(localSigningKey ? { AUDIT_SIGNING_KEY: localSigningKey } : {}),
     WRANGLER_SEND_METRICS: "false",
     CLOUDFLARE_CF_FETCH_ENABLED: "false",
   },
@@ -230,5 +240,7 @@ if (realMode || !sandbox || !demo) {
 say(`  API reference:    ${origin}/docs (the contract: ${origin}/openapi.json)`);
 say(`  npm run audit finds this server (${path.relative(PROJECT_ROOT, STATE_FILE)}); --url overrides.`);
 say(`  Token API:        on (TOKEN_ADMIN); \`npm run token\` uses it with admin token ${admin.id}`);
+say(`  Audit digest:     curl "${origin}/__scheduled?cron=*+*+*+*+*"  (closed hours; README: audit digests)`);
+say(`  Verify the trail: npm run audit -- verify${opts.persistTo ? ` --persist-to ${opts.persistTo}` : ""}`);
 say(rule);
 say("Ctrl-C stops everything.");

@@ -16,6 +16,9 @@
  *    `npm run audit -- --token <id>` shows token.create, token.rotate, token.revoke by npm start's
  *    admin token, with the token's use; an admin token minted by the direct KV path is named
  *    `operator:<login>`.
+ * 7. The audit trail: `/__scheduled` runs the digest handler; `/cdn-cgi/local/scheduled?time=` (the
+ *    same handler, two hours on) digests this hour; `npm run audit -- verify` exits 0; after one
+ *    entry is edited with `wrangler kv key put --local` (same state folder) it exits 1 naming it.
  * Isolation: both `npm start` and the token CLI get `--persist-to <fresh temp folder>`, so the
  * developer's `.wrangler/state` (tokens, demo token) is never read or changed, and `--sandbox`, so
  * credentials in `.dev.vars` are never used. Children run in their own process group, killed on
@@ -28,7 +31,7 @@ import { request as httpRequest } from "node:http";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { check, checklist } from "./lib/cli.ts";
-import { PROJECT_ROOT } from "./lib/kv.ts";
+import { PROJECT_ROOT, wranglerKv } from "./lib/kv.ts";
 import { cliJson, type DevStack, freePort, groupAlive, killGroup, startDevStack } from "./lib/stack.ts";
 
 const TIMEOUT_MS = 180_000;
@@ -415,6 +418,49 @@ await step(
       }),
     });
     check(refused.status === 403, `an admin token made an admin token over HTTP: ${refused.status}`);
+  },
+);
+
+await step("GET /__scheduled runs the audit digest handler", async () => {
+  const res = await http(`${origin}/__scheduled?cron=*+*+*+*+*`);
+  check(res.status === 200, `status ${res.status}: ${res.text}`);
+  for (let i = 0; i < 50 && !output.join("").includes('"event":"audit_digest"'); i++) {
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  check(output.join("").includes('"event":"audit_digest"'), "no audit_digest log line");
+});
+
+const verify = () => run("npm", ["run", "-s", "audit", "--", "verify", "--persist-to", state], 60_000);
+
+await step("a digest of this hour (scheduled two hours on), then audit verify exits 0", async () => {
+  const later = Date.now() + 2 * 3_600_000;
+  const res = await http(`${origin}/cdn-cgi/local/scheduled?cron=*+*+*+*+*&time=${later}`);
+  check(res.status === 200, `status ${res.status}: ${res.text}`);
+  const r = verify();
+  check(r.code === 0, `verify exited ${r.code}:\n${r.stdout}${r.stderr}`);
+  check(/verify: clean/.test(r.stdout), `no clean summary:\n${r.stdout}`);
+  check(/\b[1-9]\d* digests/.test(r.stdout), `no digest was checked:\n${r.stdout}`);
+});
+
+await step(
+  "after one entry is edited with wrangler kv key put --local, audit verify exits 1 naming it",
+  async () => {
+    const kv = wranglerKv("AUDIT", { remote: false, persistTo: state });
+    const listed = await kv.list({ prefix: "entry:" });
+    const key = listed.keys[0];
+    check(key, "no entry in the local AUDIT state");
+    const value = await kv.get(key.name, "text");
+    if (value === null) throw new Error(`${key.name} has no value`);
+    check(value.includes('"request_id":"'), `unexpected entry ${value}`);
+    await kv.put(key.name, value.replace('"request_id":"', '"request_id":"edited-'), {
+      metadata: key.metadata,
+    });
+    const r = verify();
+    check(r.code === 1, `verify exited ${r.code}:\n${r.stdout}${r.stderr}`);
+    check(
+      new RegExp(`ALTERED +${key.name}`).test(r.stdout),
+      `verify does not name ${key.name}:\n${r.stdout}`,
+    );
   },
 );
 

@@ -64,7 +64,10 @@ export async function startProfileDemo(opts: { quiet?: boolean } = {}): Promise<
             AUTH_ISSUER: idp.issuer,
             AUTH_AUDIENCE: idp.audience,
           },
-          secrets: { VILLAGE_API_KEY: sandbox.defaultNetwork.apiKey },
+          secrets: {
+            VILLAGE_API_KEY: sandbox.defaultNetwork.apiKey,
+            AUDIT_SIGNING_KEY: `demo:${Buffer.from(crypto.getRandomValues(new Uint8Array(32))).toString("base64")}`,
+          },
         },
       ],
     });

@@ -1,5 +1,6 @@
 import { ProblemError } from "./http/errors.ts";
 import { FIELDS, type Field } from "./model/fields.ts";
+import { parseSigningKey, type SigningKey } from "./model/mac.ts";
 
 /** Everything the Worker reads from its bindings, checked. The one place for configuration. */
 export interface Config {
@@ -16,6 +17,8 @@ export interface Config {
   auditValues: AuditValues;
   /** How long audit entries live, in days (KV `expiration`). */
   auditRetentionDays: number;
+  /** The key every audit record is signed with (`AUDIT_SIGNING_KEY`, `<kid>:<base64>`). */
+  auditSigningKey: SigningKey;
 }
 
 declare module "hono" {
@@ -77,6 +80,20 @@ function parseInteger(
   return value;
 }
 
+function parseAuditSigningKey(raw: string | undefined): SigningKey {
+  if (typeof raw !== "string" || raw.trim() === "") {
+    throw misconfigured(
+      "AUDIT_SIGNING_KEY",
+      "is missing (wrangler secret put AUDIT_SIGNING_KEY; see README)",
+    );
+  }
+  try {
+    return parseSigningKey(raw);
+  } catch (err) {
+    throw misconfigured("AUDIT_SIGNING_KEY", (err as Error).message);
+  }
+}
+
 function parseAuditValues(raw: string | undefined): AuditValues {
   if (raw === undefined || raw === "") return "masked";
   const mode = AUDIT_VALUES.find((m) => m === raw);
@@ -118,6 +135,7 @@ export function parseConfig(env: Env): Config {
       min: 1,
       max: 3650,
     }),
+    auditSigningKey: parseAuditSigningKey(env.AUDIT_SIGNING_KEY),
   };
 }
 
@@ -171,7 +189,7 @@ export function parseUserAuth(env: Env): UserAuthConfig | null {
     throw misconfigured("AUTH_JWKS_URL", "must be https (http only on loopback), without credentials");
   }
   const rawFields = env.SELF_SERVICE_FIELDS?.trim() ?? "";
-  const names = rawFields === "" ? [...FIELDS] : rawFields.split(",").map((f) => f.trim());
+  const names = rawFields === "" ? [...FIELDS] : rawFields.split(",").map((f: string) => f.trim());
   const fields = FIELDS.filter((f) => names.includes(f));
   if (fields.length !== new Set(names).size) {
     throw misconfigured("SELF_SERVICE_FIELDS", `must list only ${FIELDS.join(", ")}`);
@@ -212,6 +230,7 @@ export const CONFIG_BINDINGS = [
   ...USER_AUTH_BINDINGS,
   "AUDIT_VALUES",
   "AUDIT_RETENTION_DAYS",
+  "AUDIT_SIGNING_KEY",
 ] as const satisfies readonly (keyof Env)[];
 
 /** The bindings {@link parseAllowedOrigins} reads. */

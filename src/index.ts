@@ -1,12 +1,14 @@
 /**
  * village-edge: a narrow, key-injecting door in front of Village's Patch User API.
  * Middleware and routes are assembled here, and only here (docs/architecture.md); each route
- * lives in its concern's folder.
+ * lives in its concern's folder. The Worker exports the app as `fetch` and the audit digests
+ * (src/audit/digest.ts) as `scheduled`.
  */
 
 import { Hono } from "hono";
 import { methodNotAllowed } from "hono/method-not-allowed";
 import { audit } from "./audit/routes.ts";
+import { scheduledDigests } from "./audit/scheduled.ts";
 import { callerOf, provideJwks } from "./auth/authenticate.ts";
 import { createJwksProvider, type JwksProvider } from "./auth/jwks.ts";
 import { allowedOriginsOf } from "./config.ts";
@@ -70,4 +72,9 @@ export function createApp(options: AppOptions = {}): Hono<AppEnv> {
 
 export const app = createApp();
 
-export default app satisfies ExportedHandler<Env>;
+export default {
+  fetch: app.fetch,
+  async scheduled(controller, env) {
+    await scheduledDigests(env, controller.scheduledTime);
+  },
+} satisfies ExportedHandler<Env>;

@@ -2,7 +2,14 @@ import { env } from "cloudflare:test";
 import { expect } from "vitest";
 import type { AuditDetail, AuditSummary } from "../src/audit/store.ts";
 import { findToken, type NewToken } from "../src/auth/tokens.ts";
+import { parseSigningKey } from "../src/model/mac.ts";
 import { mint, send } from "./helpers.ts";
+
+/** Retention and the test signing key (vitest.config.ts), for writing entries directly. */
+export const WRITE_CONFIG = {
+  auditRetentionDays: 400,
+  auditSigningKey: parseSigningKey(env.AUDIT_SIGNING_KEY),
+};
 
 /** Mints a real token and returns its secret and public id. */
 export async function mintWithId(

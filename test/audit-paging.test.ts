@@ -2,7 +2,7 @@ import { env } from "cloudflare:test";
 import { beforeAll, describe, expect, it } from "vitest";
 import { NDJSON } from "../src/audit/query-schema.ts";
 import { type AuditEntry, newAuditId, writeEntry, writeOutcome } from "../src/audit/store.ts";
-import { reviewAll, reviewerToken } from "./audit-helpers.ts";
+import { reviewAll, reviewerToken, WRITE_CONFIG } from "./audit-helpers.ts";
 import { send } from "./helpers.ts";
 
 /**
@@ -36,7 +36,7 @@ beforeAll(async () => {
     ids.push(entry.id);
     times.set(entry.id, time);
     work.push(
-      writeEntry(env.AUDIT, entry, 400).then(() =>
+      writeEntry(env.AUDIT, entry, WRITE_CONFIG).then(() =>
         i % 2 === 0
           ? writeOutcome(
               env.AUDIT,
@@ -48,7 +48,7 @@ beforeAll(async () => {
                 upstream_status: 201,
                 latency_ms: 9,
               },
-              400,
+              WRITE_CONFIG,
             )
           : undefined,
       ),

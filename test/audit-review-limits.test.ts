@@ -6,7 +6,7 @@
 import { env } from "cloudflare:test";
 import { afterEach, beforeAll, describe, expect, it, vi } from "vitest";
 import { type AuditEntry, type AuditSummary, newAuditId, writeEntry } from "../src/audit/store.ts";
-import { countingAudit, mintWithId } from "./audit-helpers.ts";
+import { countingAudit, mintWithId, WRITE_CONFIG } from "./audit-helpers.ts";
 import { captureLogs, expectProblem, send } from "./helpers.ts";
 
 afterEach(() => vi.restoreAllMocks());
@@ -32,7 +32,7 @@ beforeAll(async () => {
       outcome: email ? "denied" : "invalid",
       reason: email ? "scope" : "invalid_email",
     };
-    await writeEntry(env.AUDIT, entry, 400);
+    await writeEntry(env.AUDIT, entry, WRITE_CONFIG);
     bucket.push(entry.id);
   };
   // newest first: a run of other-domain entries before the reviewer's own, so pages must be filled

@@ -9,7 +9,7 @@ import {
   writeEntry,
   writeOutcome,
 } from "../src/audit/store.ts";
-import { failingReads, review, reviewAll, reviewerToken } from "./audit-helpers.ts";
+import { failingReads, review, reviewAll, reviewerToken, WRITE_CONFIG } from "./audit-helpers.ts";
 import { expectProblem, mint, send } from "./helpers.ts";
 
 /**
@@ -49,7 +49,7 @@ beforeAll(async () => {
       values_mode: "none",
       ...(kind === "denied" || kind === "invalid" ? { outcome: kind, reason: "scope" } : {}),
     };
-    await writeEntry(env.AUDIT, entry, 400);
+    await writeEntry(env.AUDIT, entry, WRITE_CONFIG);
     if (kind === "accepted" || kind === "not_found") {
       const record: AuditOutcomeRecord = {
         v: 1,
@@ -59,7 +59,7 @@ beforeAll(async () => {
         upstream_status: kind === "accepted" ? 201 : 404,
         latency_ms: 50,
       };
-      await writeOutcome(env.AUDIT, record, 400);
+      await writeOutcome(env.AUDIT, record, WRITE_CONFIG);
     }
     const outcome: AuditOutcome = kind === "open" ? (i < 3 ? "pending" : "unknown") : kind;
     fixture.push({

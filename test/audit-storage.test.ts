@@ -14,7 +14,15 @@ import {
 import worker from "../src/index.ts";
 import { normalizeEmail } from "../src/model/email.ts";
 import { clip, scrub } from "../src/model/text.ts";
-import { dumpAudit, mintWithId, review, reviewOne, sandboxNetwork, uniqueEmail } from "./audit-helpers.ts";
+import {
+  dumpAudit,
+  mintWithId,
+  review,
+  reviewOne,
+  sandboxNetwork,
+  uniqueEmail,
+  WRITE_CONFIG,
+} from "./audit-helpers.ts";
 import { expectProblem, patchUser, spyUpstream } from "./helpers.ts";
 
 afterEach(() => vi.restoreAllMocks());
@@ -61,7 +69,7 @@ describe("key and metadata sizes", () => {
       expect(new TextEncoder().encode(key).length).toBeLessThanOrEqual(512);
     }
     // KV itself (miniflare enforces the same limits) takes them
-    await writeEntry(env.AUDIT, entry, 400);
+    await writeEntry(env.AUDIT, entry, WRITE_CONFIG);
     expect((await review({ email: longest })).entries.map((e) => e.id)).toEqual([entry.id]);
   });
 

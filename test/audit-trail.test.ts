@@ -12,6 +12,7 @@ import {
   sandboxNetwork,
   sandboxReceived,
   uniqueEmail,
+  WRITE_CONFIG,
 } from "./audit-helpers.ts";
 import { expectProblem, patchUser, spyUpstream } from "./helpers.ts";
 
@@ -203,7 +204,7 @@ describe("a slow upstream", () => {
       fields: ["first_name"],
       values_mode: "none",
     };
-    await writeEntry(env.AUDIT, entry, 400);
+    await writeEntry(env.AUDIT, entry, WRITE_CONFIG);
     expect((await review({ email })).entries.map((e) => e.outcome)).toEqual(["unknown"]);
     expect((await review({ email, outcome: "unknown" })).entries).toHaveLength(1);
     expect((await reviewOne(entry.id)).outcome).toBe("unknown");

@@ -12,6 +12,7 @@ import {
   userAuthOf,
 } from "../src/config.ts";
 import { ProblemError } from "../src/http/errors.ts";
+import { parseSigningKey } from "../src/model/mac.ts";
 import { captureLogs, expectProblem, mint, patchUser, spyUpstream } from "./helpers.ts";
 
 afterEach(() => vi.restoreAllMocks());
@@ -31,6 +32,19 @@ describe("a misconfigured Worker answers 500 with a generic body and names the b
     ["a VILLAGE_API_KEY with a line break", "VILLAGE_API_KEY", { VILLAGE_API_KEY: "hunter2\nhunter3" }],
     ["a VILLAGE_API_KEY with a carriage return", "VILLAGE_API_KEY", { VILLAGE_API_KEY: "hunter2\rx" }],
     ["a VILLAGE_API_KEY with NUL", "VILLAGE_API_KEY", { VILLAGE_API_KEY: "hunter2\u0000x" }],
+    ["missing AUDIT_SIGNING_KEY", "AUDIT_SIGNING_KEY", { AUDIT_SIGNING_KEY: undefined }],
+    ["empty AUDIT_SIGNING_KEY", "AUDIT_SIGNING_KEY", { AUDIT_SIGNING_KEY: "" }],
+    [
+      "an AUDIT_SIGNING_KEY without a key id",
+      "AUDIT_SIGNING_KEY",
+      { AUDIT_SIGNING_KEY: btoa("k".repeat(32)) },
+    ],
+    ["an AUDIT_SIGNING_KEY that is not base64", "AUDIT_SIGNING_KEY", { AUDIT_SIGNING_KEY: "k1:not base64!" }],
+    [
+      "an AUDIT_SIGNING_KEY under 32 bytes",
+      "AUDIT_SIGNING_KEY",
+      { AUDIT_SIGNING_KEY: `k1:${btoa("short")}` },
+    ],
     ["missing VILLAGE_NETWORK_ID", "VILLAGE_NETWORK_ID", { VILLAGE_NETWORK_ID: undefined }],
     ["empty VILLAGE_NETWORK_ID", "VILLAGE_NETWORK_ID", { VILLAGE_NETWORK_ID: "" }],
     ["a VILLAGE_NETWORK_ID with a slash", "VILLAGE_NETWORK_ID", { VILLAGE_NETWORK_ID: "net/../other" }],
@@ -144,6 +158,7 @@ describe("parseConfig", () => {
       userAuth: null,
       auditValues: "masked",
       auditRetentionDays: 400,
+      auditSigningKey: parseSigningKey(env.AUDIT_SIGNING_KEY),
     });
   });
 

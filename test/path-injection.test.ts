@@ -132,6 +132,7 @@ describe("the shape check before sending", () => {
     userAuth: null,
     auditValues: "masked",
     auditRetentionDays: 400,
+    auditSigningKey: { kid: "t", secret: btoa("k".repeat(32)) },
     ...over,
   });
 

@@ -7,8 +7,10 @@
  * Imported lazily by scripts/token.ts: it loads wrangler.
  */
 import { randomUUID } from "node:crypto";
+import { existsSync, readFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
+import { parseEnv } from "node:util";
 import {
   buildRecord,
   createToken,
@@ -21,15 +23,18 @@ import {
   rotateToken,
   type TokenIndexRecord,
 } from "../../src/auth/tokens.ts";
+import { ensureLocalKey } from "./audit-key.ts";
 import {
   checkRemoteBinding,
   configuredVars,
   type OpenStores,
   openLocalStores,
+  PROJECT_ROOT,
   persistRoot,
   wranglerKv,
 } from "./kv.ts";
 import type { TokenBackend } from "./token-backend.ts";
+import { UsageError } from "./token-input.ts";
 
 /**
  * src/tokens/lifecycle.ts, imported by a computed specifier so that this Node-side project does
@@ -46,7 +51,12 @@ interface Lifecycle {
     outcome: "accepted";
     request: { request_id: string; user_agent?: string };
   }): object;
-  writeLifecycle(kv: KvLike, entry: object, retentionDays: number): Promise<void>;
+  writeLifecycle(
+    kv: KvLike,
+    entry: object,
+    cfg: { auditRetentionDays: number; auditSigningKey: unknown },
+  ): Promise<void>;
+  signingKey(raw: string): unknown;
 }
 const LIFECYCLE: string = "../../src/tokens/lifecycle.ts";
 
@@ -55,6 +65,25 @@ function retentionDays(vars: Record<string, unknown>): number {
   const raw = String(vars.AUDIT_RETENTION_DAYS ?? "");
   const n = Number(raw);
   return raw !== "" && Number.isInteger(n) && n >= 1 && n <= 3650 ? n : 400;
+}
+
+/**
+ * The key that signs the lifecycle entries this path writes, as the Worker signs its own:
+ * `AUDIT_SIGNING_KEY` from the environment; locally also `.dev.vars`, else the local state's key
+ * (the one `npm start` uses, made on first use: scripts/lib/audit-key.ts). `--remote` needs it in
+ * the environment: an unsigned entry would be reported by `npm run audit -- verify`.
+ */
+function signingKeyText(opts: { remote: boolean; persistTo?: string }): string {
+  const fromEnv = process.env.AUDIT_SIGNING_KEY?.trim();
+  if (fromEnv) return fromEnv;
+  if (opts.remote) {
+    throw new UsageError(
+      "--remote signs a lifecycle entry in the audit trail: set AUDIT_SIGNING_KEY (the Worker's secret) in the environment",
+    );
+  }
+  const file = path.join(PROJECT_ROOT, ".dev.vars");
+  const devVars = existsSync(file) ? parseEnv(readFileSync(file, "utf8")) : {};
+  return devVars.AUDIT_SIGNING_KEY?.trim() || ensureLocalKey(opts.persistTo);
 }
 
 /**
@@ -86,8 +115,10 @@ export async function directBackend(opts: {
     const rel = path.relative(process.cwd(), root);
     label = `local state (${rel && !rel.startsWith("..") ? rel : root})`;
   }
-  const { lifecycleEntry, operatorActor, targetOf, writeLifecycle } = (await import(LIFECYCLE)) as Lifecycle;
+  const lifecycle = (await import(LIFECYCLE)) as Lifecycle;
+  const { lifecycleEntry, operatorActor, targetOf, writeLifecycle } = lifecycle;
   const days = retentionDays(vars);
+  const cfg = { auditRetentionDays: days, auditSigningKey: lifecycle.signingKey(signingKeyText(opts)) };
   const actor = operatorActor(os.userInfo().username);
   const record = (event: "token.create" | "token.rotate" | "token.revoke", target: object) =>
     writeLifecycle(
@@ -99,7 +130,7 @@ export async function directBackend(opts: {
         outcome: "accepted",
         request: { request_id: randomUUID(), user_agent: "village-edge token CLI (direct KV)" },
       }),
-      days,
+      cfg,
     );
   const active = async (id: string): Promise<TokenIndexRecord | null> => getTokenById(tokens, id);
   return {

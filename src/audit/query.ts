@@ -134,7 +134,7 @@ export async function queryAudit(
       if (q.token && meta.token_id !== q.token && meta.target_id !== q.token) continue;
       if (lowerEmail && meta.email?.toLowerCase() !== lowerEmail) continue;
       if (q.requestId && meta.request_id !== q.requestId) continue;
-      const { outcome, ...rest } = meta;
+      const { outcome, mac: _mac, ...rest } = meta;
       // A refusal's outcome is in its metadata; an open intent's is never a refusal.
       if (q.outcome && (outcome ? outcome !== q.outcome : REFUSALS.has(q.outcome))) continue;
       candidates.push({ id, time: new Date(time).toISOString(), ...rest, outcome: outcome ?? "pending" });

@@ -104,7 +104,7 @@ export async function recordIntent(c: Ctx, target: TargetEmail, changes: FieldVa
     values: auditValues(changes, cfg.auditValues, [cfg.villageApiKey]),
   };
   try {
-    await writeEntry(c.env.AUDIT, entry, cfg.auditRetentionDays);
+    await writeEntry(c.env.AUDIT, entry, cfg);
   } catch (err) {
     throw new ProblemError(
       "service-unavailable",
@@ -133,9 +133,9 @@ export function recordOutcome(c: Ctx, intent: AuditEntry, result: ForwardResult)
     upstream_status: result.status,
     latency_ms: result.latencyMs,
   };
-  const days = c.get("config").auditRetentionDays;
+  const cfg = c.get("config");
   c.executionCtx.waitUntil(
-    withRetry(() => writeOutcome(c.env.AUDIT, record, days)).catch((err) =>
+    withRetry(() => writeOutcome(c.env.AUDIT, record, cfg)).catch((err) =>
       logEvent("error", "audit_outcome_lost", c, {
         audit_id: record.id,
         outcome: record.outcome,
@@ -221,7 +221,7 @@ export async function recordRefusal(c: Ctx, err: unknown): Promise<void> {
       over_budget: budget === "summary" ? true : undefined,
     };
     const written = entry;
-    await withRetry(() => writeEntry(c.env.AUDIT, written, cfg.auditRetentionDays));
+    await withRetry(() => writeEntry(c.env.AUDIT, written, cfg));
   };
   c.executionCtx.waitUntil(
     write().catch((error) =>

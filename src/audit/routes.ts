@@ -1,6 +1,7 @@
 /**
  * The review API (scope `audit:read`): `GET /audit` lists and filters the trail newest first,
- * as JSON pages or as an NDJSON export; `GET /audit/:id` shows one entry with its outcome.
+ * as JSON pages or as an NDJSON export; `GET /audit/:id` shows one entry with its outcome;
+ * `GET /audit/records` hands out raw signed records for `npm run audit -- verify`.
  * Reviews are not themselves audited (they change nothing); they are in the request logs.
  */
 import { Hono } from "hono";
@@ -12,6 +13,7 @@ import { ProblemError } from "../http/errors.ts";
 import { respond, respondJson } from "../http/respond.ts";
 import { type AuditQuery, mayReview, queryAudit } from "./query.ts";
 import { NDJSON, parseAuditQuery } from "./query-schema.ts";
+import { readRecords } from "./records.ts";
 import { readEntry } from "./store.ts";
 
 /** Entries per JSON page unless `limit` says otherwise (at most 1000, KV's page size). */
@@ -82,6 +84,38 @@ audit.get("/", ...reviewer, async function listAudit(c) {
         "Content-Type": NDJSON,
       })
     : respondJson(c, page, 200, headers);
+});
+
+audit.get("/records", ...reviewer, async function auditRecords(c) {
+  // Raw records cross every domain: a domain-limited reviewer may not read them.
+  if (domainsOf(c.get("principal")) !== undefined) {
+    throw new ProblemError("forbidden", "Raw audit records need an audit:read token without domains.");
+  }
+  const unknown = Object.keys(c.req.queries()).filter((name) => !["prefix", "cursor", "key"].includes(name));
+  const repeated = ["prefix", "cursor"].filter((name) => (c.req.queries(name)?.length ?? 0) > 1);
+  if (unknown.length > 0 || repeated.length > 0) {
+    throw new ProblemError("invalid-request", "The records query is not valid.", {
+      errors: [...unknown, ...repeated].map((field) => ({
+        field,
+        pointer: "",
+        detail: unknown.includes(field)
+          ? "Unknown query parameter; the parameters are prefix, cursor, key."
+          : "Give this parameter once.",
+      })),
+    });
+  }
+  const q = {
+    prefix: c.req.query("prefix"),
+    cursor: c.req.query("cursor"),
+    keys: c.req.queries("key") ?? [],
+  };
+  let page: Awaited<ReturnType<typeof readRecords>>;
+  try {
+    page = await readRecords(c.env.AUDIT, q);
+  } catch (err) {
+    throw err instanceof ProblemError ? err : unavailable(err);
+  }
+  return respondJson(c, page);
 });
 
 audit.get("/:id", ...reviewer, async function showAudit(c) {

@@ -1,6 +1,10 @@
 /**
  * The audit trail in the AUDIT KV namespace: ids, key layout, record types, writes and the
- * single-entry read. Listing lives in audit-query.ts. Key layout: docs/storage.md.
+ * single-entry read. Listing lives in query.ts. Key layout: docs/storage.md.
+ *
+ * Every AUDIT write goes through {@link putSigned} (directly or through the writers here), so
+ * every record carries a MAC (src/model/mac.ts) in its metadata: a new kind of record must be
+ * written with it too, never with a raw `put`.
  */
 
 import { toHex } from "../auth/tokens.ts";
@@ -8,7 +12,14 @@ import type { AuditValues } from "../config.ts";
 import type { RefusalReason } from "../http/reasons.ts";
 import { canonicalEmail } from "../model/email.ts";
 import type { Field } from "../model/fields.ts";
+import { macOf, type SigningKey } from "../model/mac.ts";
 import { clip } from "../model/text.ts";
+
+/** What a write needs from the configuration: retention and the signing key. */
+export interface AuditWriteConfig {
+  auditRetentionDays: number;
+  auditSigningKey: SigningKey;
+}
 
 /** Outcomes of a change Village was asked to make. */
 export type UpstreamAuditOutcome =
@@ -159,10 +170,17 @@ export interface AuditMeta {
   /** Lifecycle entries: the action and the token acted on (its name is in the entry). */
   event?: TokenEvent;
   target_id?: string;
+  /** MAC of the `entry:` record (key name, this metadata without `mac`, value); absent before signing. */
+  mac?: string;
+}
+
+/** Metadata of `outcome:` keys (and of digest records): the record's MAC. */
+export interface SignedMeta {
+  mac: string;
 }
 
 /** One entry as the review API lists it. */
-export interface AuditSummary extends Omit<AuditMeta, "outcome"> {
+export interface AuditSummary extends Omit<AuditMeta, "outcome" | "mac"> {
   id: string;
   time: string;
   outcome: AuditOutcome;
@@ -259,20 +277,42 @@ export interface AuditWriter {
 }
 
 /**
- * Writes an entry under its own key and its index keys, all at once. If any write fails,
- * the ones that succeeded are deleted (best effort) and the first error is thrown: the
- * caller must then not forward the change.
+ * Writes one signed record: `metadata` gains `mac`, computed over the key name, the metadata
+ * as given (JSON) and the value. Returns the MAC.
+ */
+export async function putSigned(
+  kv: AuditWriter,
+  key: SigningKey,
+  name: string,
+  value: string,
+  options: { expiration?: number; metadata?: Record<string, unknown> } = {},
+): Promise<string> {
+  const mac = await macOf(key, name, options.metadata ? JSON.stringify(options.metadata) : "", value);
+  await kv.put(name, value, { expiration: options.expiration, metadata: { ...options.metadata, mac } });
+  return mac;
+}
+
+/**
+ * Writes an entry under its own key and its index keys, all at once. The entry is signed once
+ * (one HMAC); the index keys carry the same metadata, MAC included, which verify compares
+ * with the entry's. If any write fails, the ones that succeeded are deleted (best effort) and
+ * the first error is thrown: the caller must then not forward the change.
  */
 export async function writeEntry(
   kv: AuditWriter,
   entry: AuditEntry | TokenEventEntry,
-  retentionDays: number,
+  cfg: AuditWriteConfig,
 ): Promise<void> {
-  const expiration = expirationFor(Date.parse(entry.time), retentionDays);
-  const metadata = auditMeta(entry);
+  const expiration = expirationFor(Date.parse(entry.time), cfg.auditRetentionDays);
+  const summary = auditMeta(entry);
   const keys = entryKeys(entry);
+  const value = JSON.stringify(entry);
+  const metadata: AuditMeta = {
+    ...summary,
+    mac: await macOf(cfg.auditSigningKey, keys[0], JSON.stringify(summary), value),
+  };
   const results = await Promise.allSettled(
-    keys.map((key, i) => kv.put(key, i === 0 ? JSON.stringify(entry) : "", { expiration, metadata })),
+    keys.map((key, i) => kv.put(key, i === 0 ? value : "", { expiration, metadata })),
   );
   const failed = results.find((r) => r.status === "rejected");
   if (!failed) return;
@@ -292,14 +332,16 @@ export async function withRetry(write: () => Promise<void>, delays = RETRY_DELAY
   }
 }
 
-/** Writes an outcome under `outcome:<id>`, expiring with its intent. */
+/** Writes a signed outcome under `outcome:<id>`, expiring with its intent. */
 export async function writeOutcome(
   kv: KVNamespace,
   record: AuditOutcomeRecord,
-  retentionDays: number,
+  cfg: AuditWriteConfig,
 ): Promise<void> {
-  const expiration = expirationFor(auditIdTime(record.id), retentionDays);
-  await kv.put(auditKeys.outcome(record.id), JSON.stringify(record), { expiration });
+  const expiration = expirationFor(auditIdTime(record.id), cfg.auditRetentionDays);
+  await putSigned(kv, cfg.auditSigningKey, auditKeys.outcome(record.id), JSON.stringify(record), {
+    expiration,
+  });
 }
 
 /** Reads one entry joined with its outcome (one bulk read), or null when there is none. */

@@ -7,6 +7,7 @@
 
 import { safeText } from "../audit/mask.ts";
 import {
+  type AuditWriteConfig,
   type AuditWriter,
   newAuditId,
   type RefusalOutcome,
@@ -17,6 +18,7 @@ import {
 } from "../audit/store.ts";
 import type { TokenRecord } from "../auth/tokens.ts";
 import type { RefusalReason } from "../http/reasons.ts";
+import { parseSigningKey, type SigningKey } from "../model/mac.ts";
 
 /** Who acted: an admin token's public id and name, or `operator:<name>` for the direct path. */
 export interface Actor {
@@ -85,11 +87,14 @@ export function lifecycleEntry(opts: {
   };
 }
 
-/** Writes a lifecycle entry (its `entry:` key and its actor's and target's `by-token:` keys). */
+/** Writes a lifecycle entry, signed (its `entry:` key and its actor's and target's `by-token:` keys). */
 export function writeLifecycle(
   kv: AuditWriter,
   entry: TokenEventEntry,
-  retentionDays: number,
+  cfg: AuditWriteConfig,
 ): Promise<void> {
-  return writeEntry(kv, entry, retentionDays);
+  return writeEntry(kv, entry, cfg);
 }
+
+/** The signing key of an `AUDIT_SIGNING_KEY` value, for the CLI's direct path. */
+export const signingKey = (raw: string): SigningKey => parseSigningKey(raw);

@@ -130,7 +130,7 @@ async function recordRefusal(c: Ctx, event: TokenEvent, err: unknown, limited: b
     }
     const written = entryOf(c, event, outcome, reason, budget === "summary" ? true : undefined);
     entry = written;
-    await withRetry(() => writeLifecycle(c.env.AUDIT, written, c.get("config").auditRetentionDays));
+    await withRetry(() => writeLifecycle(c.env.AUDIT, written, c.get("config")));
   };
   c.executionCtx.waitUntil(
     write().catch((error) =>
@@ -149,7 +149,7 @@ async function recordAction(c: Ctx, event: TokenEvent, target: TokenEventTarget)
   c.set("tokenTarget", target);
   const entry = entryOf(c, event, "accepted");
   try {
-    await writeLifecycle(c.env.AUDIT, entry, c.get("config").auditRetentionDays);
+    await writeLifecycle(c.env.AUDIT, entry, c.get("config"));
   } catch (err) {
     throw new ProblemError(
       "service-unavailable",

@@ -1,5 +1,6 @@
 /**
- * The review API's part of the contract (tools/openapi/document.ts): `GET /audit` and `GET /audit/{id}`.
+ * The review API's part of the contract (tools/openapi/document.ts): `GET /audit`, `GET /audit/{id}`
+ * and `GET /audit/records` (raw signed records for `npm run audit -- verify`).
  * Query parameters come from `AuditQuerySchema`, the schema that validates them; the entry
  * schemas below describe what the review API answers, and test/openapi.test.ts parses real
  * answers with them.
@@ -89,6 +90,18 @@ export const AuditDetailSchema = z.object({
   ),
 });
 
+/** A page of `GET /audit/records`: records exactly as stored, MACs in their metadata. */
+export const AuditRecordsPageSchema = z.object({
+  records: z.array(
+    z.object({
+      key: z.string(),
+      value: z.nullable(z.string()),
+      metadata: z.nullable(z.record(z.string(), z.unknown())),
+    }),
+  ),
+  cursor: z.nullable(z.string()),
+});
+
 const OUTCOME_TEXT =
   "`pending` (forwarded, no outcome yet), `unknown` (no outcome long after), Village's outcomes (`accepted`, `not_found`, `rejected_by_village`, `upstream_error`, `timeout`) and refusals (`denied`, `invalid`, `rate_limited`).";
 
@@ -164,6 +177,50 @@ export function auditPaths(
             400,
             "A query parameter is not valid, or the credential was not sent as one Authorization: Bearer header.",
           ),
+          ...refused,
+        },
+      },
+    },
+    "/audit/records": {
+      get: {
+        operationId: "auditRecords",
+        tags: ["audit"],
+        summary: "Raw signed audit records, for npm run audit -- verify",
+        description:
+          "Records as stored (MACs in metadata): `prefix` (and `cursor`) lists up to 1000, or `key` (up to 100 times) reads those.",
+        security,
+        parameters: [
+          {
+            name: "prefix",
+            in: "query",
+            required: false,
+            description: "Key prefix, e.g. `entry:`.",
+            schema: { type: "string", maxLength: 512 },
+          },
+          {
+            name: "cursor",
+            in: "query",
+            required: false,
+            description: "The previous page's `cursor`.",
+            schema: { type: "string", maxLength: 2048 },
+          },
+          {
+            name: "key",
+            in: "query",
+            required: false,
+            description: "A key to read, up to 100 times.",
+            schema: { type: "array", items: { type: "string", maxLength: 512 }, maxItems: 100 },
+            style: "form",
+            explode: true,
+          },
+        ],
+        responses: {
+          "200": {
+            description: "Records; null value and metadata for a missing key.",
+            headers: { "X-Request-Id": REQUEST_ID },
+            content: { "application/json": { schema: ref("AuditRecordsPage") } },
+          },
+          "400": problems(400, "Not exactly one of prefix and key, or a bad parameter."),
           ...refused,
         },
       },

@@ -21,6 +21,7 @@ import { ChangeSchema, MAX_BODY_BYTES, NAME_MAX } from "../../src/users/changes.
 import {
   AuditDetailSchema,
   AuditPageSchema,
+  AuditRecordsPageSchema,
   AuditSummarySchema,
   auditParameters,
   auditPaths,
@@ -397,6 +398,7 @@ function buildDocument(): Json {
         CreateToken: jsonSchema(CreateTokenSchema),
         RotateToken: jsonSchema(RotateTokenSchema),
         ...tokenAnswerSchemas(jsonSchema, ref),
+        AuditRecordsPage: jsonSchema(AuditRecordsPageSchema),
       },
       headers: SHARED_HEADERS,
       responses: {

@@ -60,7 +60,7 @@ describe("key and metadata sizes", () => {
     // printable ASCII only: KV carries metadata in an HTTP header
     expect(JSON.stringify(meta)).toMatch(/^[\x20-\x7e]+$/);
     expect(meta.token_name).toBe("?".repeat(100));
-    expect(meta.origin).toBe(`https://${"?".repeat(109)}...`);
+    expect(meta.origin).toBe(`https://${"?".repeat(79)}...`);
     for (const key of [
       auditKeys.entry(entry.id),
       auditKeys.byEmail(longest, entry.id),

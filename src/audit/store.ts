@@ -202,7 +202,7 @@ export interface AuditDetail extends Omit<AuditEntry, "v" | "outcome" | "fields"
 }
 
 /** Byte budgets of the metadata strings; the test at maximum sizes keeps the sum under 1024. */
-export const META_BUDGET = { request_id: 128, token_name: 100, ip: 46, origin: 120 } as const;
+export const META_BUDGET = { request_id: 128, token_name: 100, ip: 46, origin: 90 } as const;
 
 /**
  * A metadata string: printable ASCII only (KV sends metadata in an HTTP header), other

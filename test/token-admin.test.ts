@@ -667,3 +667,32 @@ describe("lifecycle in the audit trail", () => {
     });
   });
 });
+
+describe("lifecycle entries are signed like every audit record", () => {
+  it("create, rotate, revoke and refused attempts verify clean (npm run audit -- verify's core)", async () => {
+    const { kvSource, verifyTrail } = await import("../src/audit/verify.ts");
+    const { parseKeyRing } = await import("../src/model/mac.ts");
+    const since = Date.now() - 1000;
+    const admin = await adminToken("signing check");
+    spyUpstream();
+    const made = await create(admin.secret, { name: "signed", scopes: ["users:write:first_name"] });
+    expect((await call("POST", `/tokens/${made.id}/rotate`, admin.secret, { overlap_seconds: 60 })).status).toBe(
+      200,
+    );
+    expect((await call("POST", `/tokens/${made.id}/revoke`, admin.secret)).status).toBe(200);
+    const escalation = await call("POST", "/tokens", admin.secret, { name: "x", scopes: ["tokens:admin"] });
+    expect(escalation.status).toBe(403);
+    const fromBrowser = await call("GET", "/tokens", admin.secret, undefined, {
+      headers: { Origin: "https://app.example.com" },
+    });
+    expect(fromBrowser.status).toBe(403);
+    const refused = await call("POST", `/tokens/${admin.id}/revoke`, admin.secret);
+    expect(refused.status).toBe(403);
+    const report = await verifyTrail(kvSource(env.AUDIT), parseKeyRing(env.AUDIT_SIGNING_KEY), {
+      since,
+      until: Date.now() + 1000,
+    });
+    expect(report.problems).toEqual([]);
+    expect(report.entries).toBeGreaterThanOrEqual(5);
+  });
+});

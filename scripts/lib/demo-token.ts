@@ -38,7 +38,7 @@ export async function rotateDemoToken(opts: {
   try {
     const previous = typeof saved.id === "string" ? saved.id : undefined;
     const revokedId = previous && (await revokeToken(stores.tokens, previous)) ? previous : undefined;
-    const backend = await directBackend({ remote: false, stores });
+    const backend = await directBackend({ remote: false, persistTo: opts.persistTo, stores });
     if (typeof saved.admin_id === "string") await backend.revoke(saved.admin_id);
     const made = await backend.create({
       name: "npm start: local token API",

@@ -676,9 +676,9 @@ describe("lifecycle entries are signed like every audit record", () => {
     const admin = await adminToken("signing check");
     spyUpstream();
     const made = await create(admin.secret, { name: "signed", scopes: ["users:write:first_name"] });
-    expect((await call("POST", `/tokens/${made.id}/rotate`, admin.secret, { overlap_seconds: 60 })).status).toBe(
-      200,
-    );
+    expect(
+      (await call("POST", `/tokens/${made.id}/rotate`, admin.secret, { overlap_seconds: 60 })).status,
+    ).toBe(200);
     expect((await call("POST", `/tokens/${made.id}/revoke`, admin.secret)).status).toBe(200);
     const escalation = await call("POST", "/tokens", admin.secret, { name: "x", scopes: ["tokens:admin"] });
     expect(escalation.status).toBe(403);

@@ -1,8 +1,8 @@
 import { env } from "cloudflare:test";
 import { beforeAll, describe, expect, it } from "vitest";
+import { kvSource, type TrailSource, verifyTrail } from "../scripts/lib/verify-trail.ts";
 import { digestKeys, GENESIS, HOUR_MS, hourOf, newProgress, runDigests } from "../src/audit/digest.ts";
 import { type AuditEntry, auditKeys, newAuditId, writeEntry, writeOutcome } from "../src/audit/store.ts";
-import { kvSource, type TrailSource, verifyTrail } from "../src/audit/verify.ts";
 import { parseKeyRing } from "../src/model/mac.ts";
 import { AuditRecordsPageSchema } from "../tools/openapi/audit.ts";
 import { reviewerToken, WRITE_CONFIG } from "./audit-helpers.ts";

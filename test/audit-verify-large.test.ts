@@ -1,5 +1,6 @@
 import { env } from "cloudflare:test";
 import { beforeAll, describe, expect, it } from "vitest";
+import { kvSource, verifyTrail } from "../scripts/lib/verify-trail.ts";
 import {
   type Digest,
   digestKeys,
@@ -11,7 +12,6 @@ import {
   runDigests,
 } from "../src/audit/digest.ts";
 import { type AuditEntry, newAuditId, writeEntry, writeOutcome } from "../src/audit/store.ts";
-import { kvSource, verifyTrail } from "../src/audit/verify.ts";
 import { parseKeyRing } from "../src/model/mac.ts";
 import { WRITE_CONFIG } from "./audit-helpers.ts";
 

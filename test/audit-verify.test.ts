@@ -1,5 +1,6 @@
 import { env } from "cloudflare:test";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+import { kvSource, type TrailProblem, verifyTrail } from "../scripts/lib/verify-trail.ts";
 import { digestKeys, GENESIS, HOUR_MS, hourOf, newProgress, runDigests } from "../src/audit/digest.ts";
 import {
   type AuditEntry,
@@ -10,13 +11,12 @@ import {
   writeEntry,
   writeOutcome,
 } from "../src/audit/store.ts";
-import { kvSource, type TrailProblem, verifyTrail } from "../src/audit/verify.ts";
 import { macOf, parseKeyRing, parseSigningKey } from "../src/model/mac.ts";
 import { WRITE_CONFIG } from "./audit-helpers.ts";
 import { mint, patchUser, spyUpstream } from "./helpers.ts";
 
 /**
- * verify's core (src/audit/verify.ts, the code `npm run audit -- verify` runs) against a trail
+ * verify's core (scripts/lib/verify-trail.ts, the code `npm run audit -- verify` runs) against a trail
  * written through src/audit/store.ts and digested by src/audit/digest.ts in miniflare's KV, then
  * tampered with by raw KV writes, as someone with write access to the namespace (and no key) could.
  * Every test starts from an empty AUDIT namespace.

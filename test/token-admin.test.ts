@@ -670,7 +670,7 @@ describe("lifecycle in the audit trail", () => {
 
 describe("lifecycle entries are signed like every audit record", () => {
   it("create, rotate, revoke and refused attempts verify clean (npm run audit -- verify's core)", async () => {
-    const { kvSource, verifyTrail } = await import("../src/audit/verify.ts");
+    const { kvSource, verifyTrail } = await import("../scripts/lib/verify-trail.ts");
     const { parseKeyRing } = await import("../src/model/mac.ts");
     const since = Date.now() - 1000;
     const admin = await adminToken("signing check");

@@ -1,5 +1,5 @@
 /**
- * `npm run audit -- verify`: runs src/audit/verify.ts (the same core the workerd tests run)
+ * `npm run audit -- verify`: runs scripts/lib/verify-trail.ts (the same core the workerd tests run)
  * against local state (wrangler's KV under `.wrangler/state` or `--persist-to`, through
  * getPlatformProxy; no server needed) or a deployed Worker (`--url`/`--remote`: raw records from
  * `GET /audit/records` with an audit:read token). The signing keys come from the environment:
@@ -10,10 +10,10 @@
 import { existsSync, readFileSync } from "node:fs";
 import path from "node:path";
 import { parseArgs, parseEnv } from "node:util";
-import { kvSource, type TrailSource, type VerifyReport, verifyTrail } from "../../src/audit/verify.ts";
 import { parseKeyRing, type SigningKey } from "../../src/model/mac.ts";
 import { readLocalKey } from "./audit-key.ts";
 import { openLocalKv, PROJECT_ROOT } from "./kv.ts";
+import { kvSource, type TrailSource, type VerifyReport, verifyTrail } from "./verify-trail.ts";
 
 export const VERIFY_USAGE = `Usage: npm run audit -- verify [--since TIME] [--until TIME] [--json]
                             [--persist-to DIR | --url URL | --remote] [--token-env VAR]

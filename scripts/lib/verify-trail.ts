@@ -6,7 +6,6 @@
  * What it proves and what it cannot: docs/audit.md ("Proving the trail").
  */
 
-import { checkMac, type SigningKey, sha256Hex } from "../model/mac.ts";
 import {
   DIGESTED_KINDS,
   type Digest,
@@ -17,9 +16,10 @@ import {
   hourLabel,
   hourOf,
   hourOfKey,
-} from "./digest.ts";
-import { queryPrefix } from "./query.ts";
-import { type AuditEntry, auditKeys, auditMeta } from "./store.ts";
+} from "../../src/audit/digest.ts";
+import { queryPrefix } from "../../src/audit/query.ts";
+import { type AuditEntry, auditKeys, auditMeta } from "../../src/audit/store.ts";
+import { checkMac, type SigningKey, sha256Hex } from "../../src/model/mac.ts";
 
 /** Read access to the AUDIT namespace: KV itself, or the review API's raw records. */
 export interface TrailSource {

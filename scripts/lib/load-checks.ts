@@ -22,6 +22,8 @@ export interface AuditSummary {
   fields: string[];
   outcome: string;
   reason?: string;
+  /** Token lifecycle entries (`token.create`, ...): the load's own tokens, minted through npm start's token API. */
+  event?: string;
 }
 
 /** The problem type slug of a problem+json answer. */
@@ -148,13 +150,19 @@ export function receivedProblems(plan: Planned[], got: Sent[], received: Receive
  * belongs to anything but a planned request. Requests whose answer was not as planned are
  * already reported and skipped here: what they should have left is unknown.
  */
-export function auditProblems(plan: Planned[], got: Sent[], entries: AuditSummary[]) {
+export function auditProblems(plan: Planned[], got: Sent[], all: AuditSummary[]) {
+  // The load mints its tokens through the token CLI, which goes through npm start's token API:
+  // each is a `token.create` lifecycle entry, accepted, not a request of the plan.
+  const lifecycle = all.filter((e) => e.event !== undefined);
+  const odd = lifecycle.filter((e) => e.event !== "token.create" || e.outcome !== "accepted");
+  const entries = all.filter((e) => e.event === undefined);
   const byRequest = groupBy(entries, (e) => e.request_id);
   const ids = new Set(plan.map((p) => p.id));
   const intents: string[] = [];
   const refusals = entries
     .filter((e) => !ids.has(e.request_id))
-    .map((e) => `unplanned audit entry ${e.id} (${e.request_id}, ${e.outcome})`);
+    .map((e) => `unplanned audit entry ${e.id} (${e.request_id}, ${e.outcome})`)
+    .concat(odd.map((e) => `unplanned lifecycle entry ${e.id} (${e.event}, ${e.outcome})`));
   plan.forEach((p, i) => {
     if (got[i].status !== p.status) return;
     const found = byRequest.get(p.id) ?? [];

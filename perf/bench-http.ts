@@ -11,7 +11,7 @@ import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "nod
 import { Agent, createServer, request } from "node:http";
 import { createRequire } from "node:module";
 import type { AddressInfo } from "node:net";
-import { join, relative, resolve } from "node:path";
+import { basename, join, relative, resolve } from "node:path";
 import { unstable_readConfig } from "wrangler";
 
 const root = resolve(import.meta.dirname, "..");
@@ -20,28 +20,22 @@ const root = resolve(import.meta.dirname, "..");
  * Builds `perf/worker.ts` as `npm run deploy` builds the Worker (same wrangler.toml), into an
  * emptied `outdir`; unminified when asked (profiles then name functions). Returns the bundle.
  */
-export function buildBenchWorker(outdir: string, { minify }: { minify: boolean }): string {
+export function buildBenchWorker(
+  outdir: string,
+  { minify, entry = resolve(root, "perf/worker.ts") }: { minify: boolean; entry?: string },
+): string {
   rmSync(outdir, { recursive: true, force: true });
   mkdirSync(outdir, { recursive: true });
   execFileSync(
     resolve(root, "node_modules/.bin/wrangler"),
-    [
-      "deploy",
-      "perf/worker.ts",
-      "--dry-run",
-      `--minify=${minify}`,
-      "--outdir",
-      outdir,
-      "--config",
-      "wrangler.toml",
-    ],
+    ["deploy", entry, "--dry-run", `--minify=${minify}`, "--outdir", outdir, "--config", "wrangler.toml"],
     {
       cwd: root,
       stdio: ["ignore", "ignore", "inherit"],
       env: { ...process.env, WRANGLER_SEND_METRICS: "false" },
     },
   );
-  return resolve(outdir, "worker.js");
+  return resolve(outdir, `${basename(entry).replace(/\.ts$/, "")}.js`);
 }
 
 /** Nanoseconds of CPU all threads of a process have run (Linux schedstat). */
@@ -74,6 +68,14 @@ async function startUpstream(): Promise<{ url: string; close(): void }> {
 
 const text = (value: string) => JSON.stringify(value);
 
+/** The workerd binary wrangler runs (its own dependency). */
+export const workerdPath = (): string =>
+  (
+    createRequire(createRequire(import.meta.url).resolve("wrangler/package.json"))("workerd") as {
+      default: string;
+    }
+  ).default;
+
 /** Starts workerd on loopback with the bundle and text bindings; resolves once it listens. */
 async function startWorkerd(options: {
   dir: string;
@@ -86,11 +88,7 @@ async function startWorkerd(options: {
   /** `host:port` for workerd's V8 inspector (CPU profiles over the DevTools protocol). */
   inspectorAddr?: string;
 }): Promise<{ url: string; pid: number; close(): void }> {
-  const workerd = (
-    createRequire(createRequire(import.meta.url).resolve("wrangler/package.json"))("workerd") as {
-      default: string;
-    }
-  ).default;
+  const workerd = workerdPath();
   const port = await freePort();
   const bindings = Object.entries(options.vars)
     .map(([name, value]) => `(name = ${text(name)}, text = ${text(value)})`)
@@ -215,8 +213,8 @@ export async function startBenchServer(options: {
   }
 }
 
-/** The targets of perf/worker.ts over HTTP (`X-Bench-Target`). */
-export type BenchTarget = "full" | "floor" | "bare";
+/** The targets of perf/worker.ts over HTTP (`X-Bench-Target`); bench:ab adds `base-full`. */
+export type BenchTarget = "full" | "floor" | "bare" | "base-full";
 
 const CHANGE = JSON.stringify({ first_name: "Ada", last_name: "Lovelace", phone_number: "+44 20 7123 4567" });
 

@@ -27,8 +27,9 @@ import { createToken, findToken, hashSecret, isWellFormedToken } from "../src/au
 import { parseConfig } from "../src/config.ts";
 import worker from "../src/index.ts";
 import { parseEmailSegment } from "../src/model/email.ts";
-import { ChangeSchema } from "../src/users/changes.ts";
+import { changeSchema } from "../src/users/changes.ts";
 import { buildUpstreamRequest, USER_AGENT } from "../src/users/upstream.ts";
+import { countingKv, type KvCounts } from "./counting-kv.ts";
 import { memoryKv } from "./memory-kv.ts";
 
 const EDGE = "https://edge.bench.test";
@@ -37,6 +38,10 @@ const BODY = JSON.stringify({ first_name: "Ada", last_name: "Lovelace", phone_nu
 const UPSTREAM_BODY = JSON.stringify({ status: "queued" });
 
 let upstreamCalls = 0;
+/** KV operations of every target since the last `POST /kv-counts` (the driver counts one target's). */
+const kvCounts: KvCounts = { reads: 0, writes: 0 };
+/** A fresh in-memory namespace whose operations are counted. */
+const benchKv = () => countingKv(memoryKv(), kvCounts);
 let upstreamBase = "";
 
 /**
@@ -148,8 +153,13 @@ floor.patch("/users/:email", async (c) => {
   });
 });
 
-/** The apps a request may be sent to with `X-Bench-Target`. */
-const TARGETS = { full: worker, floor, bare } as const;
+type App = { fetch: (req: Request, env: Env, ctx: ExecutionContext) => Response | Promise<Response> };
+
+/**
+ * The apps a request may be sent to with `X-Bench-Target`. `npm run bench:ab` builds an entry
+ * that adds another commit's app here (`base-full`), so both run in this one isolate.
+ */
+export const TARGETS: Record<string, App> = { full: worker, floor, bare };
 
 interface Fixture {
   env: Env;
@@ -191,7 +201,7 @@ const allowAll = { limit: async () => ({ success: true }) };
  */
 async function setUp(env: Env): Promise<Fixture> {
   upstreamBase = env.VILLAGE_API_BASE;
-  const benchEnv: Env = { ...env, TOKENS: memoryKv(), AUDIT: memoryKv() };
+  const benchEnv: Env = { ...env, TOKENS: benchKv(), AUDIT: benchKv() };
   for (const [name, binding] of Object.entries(env)) {
     if (typeof (binding as { limit?: unknown })?.limit === "function") {
       Object.assign(benchEnv, { [name]: allowAll });
@@ -265,7 +275,7 @@ const CASES: Record<string, Case> = {
     check(isWellFormedToken(f.secret) && (await findToken(f.env.TOKENS, f.secret)) !== null, "token"),
   validation: () => {
     parseEmailSegment(EMAIL_SEGMENT);
-    check(ChangeSchema.safeParse(JSON.parse(BODY)).success, "validation");
+    check(changeSchema().safeParse(JSON.parse(BODY)).success, "validation");
   },
   healthz: (f) => serve(worker.fetch, new Request(`${EDGE}/healthz`), f.env, 200, 0),
   "no-token": (f) => serve(worker.fetch, patchRequest(""), f.env, 401, 0),
@@ -294,8 +304,8 @@ const CASES: Record<string, Case> = {
   config: (f) => parseConfig(f.env),
   email: () => parseEmailSegment(EMAIL_SEGMENT),
   json: () => JSON.parse(BODY),
-  names: () => check(ChangeSchema.safeParse({ first_name: "Ada", last_name: "Lovelace" }).success, "names"),
-  phone: () => check(ChangeSchema.safeParse({ phone_number: "+44 20 7123 4567" }).success, "phone"),
+  names: () => check(changeSchema().safeParse({ first_name: "Ada", last_name: "Lovelace" }).success, "names"),
+  phone: () => check(changeSchema().safeParse({ phone_number: "+44 20 7123 4567" }).success, "phone"),
   "upstream-request": (f) =>
     buildUpstreamRequest(
       parseConfig(f.env),
@@ -315,7 +325,7 @@ export default {
       const f = await fixture;
       // `X-Bench-Console: drop` (npm run bench:profile): an attached inspector gets every line too.
       useConsole(req.headers.get("X-Bench-Console") !== "drop");
-      const app = TARGETS[target as keyof typeof TARGETS];
+      const app = Object.hasOwn(TARGETS, target) ? TARGETS[target] : undefined;
       if (!app)
         return new Response(`X-Bench-Target: one of ${Object.keys(TARGETS).join(", ")}`, { status: 400 });
       return app.fetch(req, f.env, ctx);
@@ -323,8 +333,19 @@ export default {
     if (url.pathname === "/reset") {
       // Between the driver's HTTP batches: an empty audit namespace, so that thousands of
       // in-memory entries (KV is remote in production) do not grow this isolate's heap.
-      if (fixture) (await fixture).env.AUDIT = memoryKv();
+      if (fixture) (await fixture).env.AUDIT = benchKv();
       return new Response(null, { status: 204 });
+    }
+    if (url.pathname === "/kv-counts") {
+      // POST zeroes the counts; GET reads them once the previous requests' `waitUntil` work
+      // (the outcome write) has had time to start.
+      if (req.method === "POST") {
+        kvCounts.reads = 0;
+        kvCounts.writes = 0;
+        return new Response(null, { status: 204 });
+      }
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      return Response.json(kvCounts);
     }
     if (url.pathname === "/secret") {
       fixture ??= setUp(env);
@@ -343,7 +364,7 @@ export default {
     fixture ??= setUp(env);
     const f = await fixture;
     // A fresh audit namespace per batch: the trail grows by a few keys per change.
-    f.env.AUDIT = memoryKv();
+    f.env.AUDIT = benchKv();
     useConsole(url.searchParams.get("console") === "real");
     lines = 0;
     try {

@@ -9,6 +9,7 @@ type KVListPage<M> =
   | { keys: KVListKey<M>[]; list_complete: false; cursor: string }
   | { keys: KVListKey<M>[]; list_complete: true };
 type KVNamespace = {
+  get(key: string, type: "text"): Promise<string | null>;
   get(key: string, type: "json"): Promise<unknown>;
   get<T = unknown>(key: string, type: "json"): Promise<T | null>;
   get<T = unknown>(keys: string[], type: "json"): Promise<Map<string, T | null>>;

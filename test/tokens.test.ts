@@ -212,6 +212,27 @@ describe("findToken", () => {
     );
     await expect(findToken(env.TOKENS, secret)).rejects.toThrow();
   });
+
+  it("sees every change of a stored record on the next lookup, though it parses an unchanged one once", async () => {
+    const { secret, record } = await createToken(env.TOKENS, {
+      name: unique("edit"),
+      scopes: ["users:write"],
+    });
+    const key = `token:${await hashSecret(secret)}`;
+    const first = await findToken(env.TOKENS, secret);
+    expect(first).toEqual(record);
+    expect(await findToken(env.TOKENS, secret)).toBe(first); // same text: the checked record is reused
+    expect(Object.isFrozen(first) && Object.isFrozen(first?.scopes)).toBe(true);
+    const narrowed = { ...record, scopes: ["audit:read"] };
+    await env.TOKENS.put(key, JSON.stringify(narrowed));
+    expect(await findToken(env.TOKENS, secret)).toEqual(narrowed);
+    await env.TOKENS.put(key, JSON.stringify({ ...record, scopes: ["users:fly"] }));
+    await expect(findToken(env.TOKENS, secret)).rejects.toThrow("corrupt token record");
+    await env.TOKENS.put(key, "{not json");
+    await expect(findToken(env.TOKENS, secret)).rejects.toThrow("corrupt token record");
+    await env.TOKENS.delete(key);
+    expect(await findToken(env.TOKENS, secret)).toBeNull();
+  });
 });
 
 describe("listTokens, getTokenById and revokeToken", () => {

@@ -16,23 +16,10 @@ export const NDJSON = "application/x-ndjson";
 /** The query parameters of `GET /audit`. */
 const PARAMS = ["email", "token", "outcome", "request_id", "since", "until", "limit", "cursor"];
 
-const email = z.pipe(
-  z.string(),
-  z.transform((input: string, ctx) => {
-    try {
-      return normalizeEmail(input).address;
-    } catch (err) {
-      ctx.issues.push({
-        code: "custom",
-        message: err instanceof ProblemError ? err.detail : "Invalid email.",
-        input,
-      });
-      return z.NEVER;
-    }
-  }),
-);
-
-/** An ISO 8601 date or date-time query value, as epoch ms (also the token list's `expiring`). */
+/**
+ * An ISO 8601 date or date-time query value, as epoch ms (also the token list's `expiring`).
+ * Built at import: src/tokens/schemas.ts, built at import too, shares it.
+ */
 export const time = z.pipe(
   z.union(
     [z.iso.datetime({ offset: true }), z.iso.date()],
@@ -50,38 +37,60 @@ export const limit = z.pipe(
   ),
 );
 
-/**
- * The query of `GET /audit` (exported for /openapi.json). Strict: a mistyped filter is an
- * error, never "no filter".
- */
-export const AuditQuerySchema = z
-  .strictObject({
-    email: z.optional(email),
-    token: z.optional(
-      z
-        .string()
-        .check(
-          z.regex(
-            /^(tok_[0-9a-f]{16}|user:[A-Za-z0-9%._~!*'()-]{1,155}|operator:[A-Za-z0-9._-]{1,64})$/,
-            "Must be a token id (tok_ and 16 hex), user:<subject> or operator:<name>.",
-          ),
-        ),
-    ),
-    outcome: z.optional(z.enum(OUTCOMES, `Must be one of ${OUTCOMES.join(", ")}.`)),
-    request_id: z.optional(z.string().check(z.regex(REQUEST_ID, "Must be a request id."))),
-    since: z.optional(time),
-    until: z.optional(time),
-    limit: z.optional(limit),
-    cursor: z.optional(
-      z.string().check(z.minLength(1, "Must not be empty."), z.maxLength(2048, "Is not a cursor.")),
-    ),
-  })
-  .check(
-    z.refine((q) => q.since === undefined || q.until === undefined || q.since <= q.until, {
-      message: "since must not be after until.",
-      path: ["since"],
+function buildAuditQuerySchema() {
+  const email = z.pipe(
+    z.string(),
+    z.transform((input: string, ctx) => {
+      try {
+        return normalizeEmail(input).address;
+      } catch (err) {
+        ctx.issues.push({
+          code: "custom",
+          message: err instanceof ProblemError ? err.detail : "Invalid email.",
+          input,
+        });
+        return z.NEVER;
+      }
     }),
   );
+
+  return z
+    .strictObject({
+      email: z.optional(email),
+      token: z.optional(
+        z
+          .string()
+          .check(
+            z.regex(
+              /^(tok_[0-9a-f]{16}|user:[A-Za-z0-9%._~!*'()-]{1,155}|operator:[A-Za-z0-9._-]{1,64})$/,
+              "Must be a token id (tok_ and 16 hex), user:<subject> or operator:<name>.",
+            ),
+          ),
+      ),
+      outcome: z.optional(z.enum(OUTCOMES, `Must be one of ${OUTCOMES.join(", ")}.`)),
+      request_id: z.optional(z.string().check(z.regex(REQUEST_ID, "Must be a request id."))),
+      since: z.optional(time),
+      until: z.optional(time),
+      limit: z.optional(limit),
+      cursor: z.optional(
+        z.string().check(z.minLength(1, "Must not be empty."), z.maxLength(2048, "Is not a cursor.")),
+      ),
+    })
+    .check(
+      z.refine((q) => q.since === undefined || q.until === undefined || q.since <= q.until, {
+        message: "since must not be after until.",
+        path: ["since"],
+      }),
+    );
+}
+
+let built: ReturnType<typeof buildAuditQuerySchema> | undefined;
+
+/**
+ * The query of `GET /audit` (also for /openapi.json). Strict: a mistyped filter is an error,
+ * never "no filter". Built on first use: most isolates never serve a review.
+ */
+export const auditQuerySchema = () => (built ??= buildAuditQuerySchema());
 
 /** Turns the query schema's issues into the problem's `errors[]`. */
 function queryErrors(issues: readonly z.core.$ZodIssue[]): FieldError[] {
@@ -102,11 +111,13 @@ function queryErrors(issues: readonly z.core.$ZodIssue[]): FieldError[] {
  * with `errors[]`. Plain `safeParse` rather than `@hono/zod-validator`: the middleware would
  * bring Hono's validator, cookie and body helpers (about 2.4 KB minified) for one query.
  */
-export function parseAuditQuery(queries: Record<string, string[]>): z.output<typeof AuditQuerySchema> {
+export function parseAuditQuery(
+  queries: Record<string, string[]>,
+): z.output<ReturnType<typeof buildAuditQuerySchema>> {
   const repeated = Object.entries(queries)
     .filter(([name, values]) => values.length > 1 && PARAMS.includes(name))
     .map(([name]) => ({ field: name, pointer: "", detail: "Give this parameter once." }));
-  const result = AuditQuerySchema.safeParse(
+  const result = auditQuerySchema().safeParse(
     Object.fromEntries(Object.entries(queries).map(([k, v]) => [k, v.length === 1 ? v[0] : v])),
   );
   if (repeated.length > 0 || !result.success) {

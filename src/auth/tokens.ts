@@ -27,18 +27,27 @@ const idKey = (id: string) => `token-id:${id}`;
 const DOMAIN = /^(\*\.)?(?=.{1,253}$)([a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z0-9-]{2,63}$/;
 const ORIGIN = /^https?:\/\/[a-z0-9.-]+(:\d{1,5})?$/;
 
+const buildTokenRecordSchema = () =>
+  z.object({
+    v: z.literal(1),
+    id: z.string().check(z.regex(/^tok_[0-9a-f]{16}$/)),
+    name: z.string().check(z.minLength(1), z.maxLength(100)),
+    scopes: z.array(z.enum(SCOPES)).check(z.minLength(1)),
+    domains: z.optional(z.array(z.string().check(z.regex(DOMAIN)))),
+    origins: z.optional(z.array(z.string().check(z.regex(ORIGIN)))),
+    expires_at: z.optional(z.iso.datetime()),
+    created_at: z.iso.datetime(),
+  });
+let recordSchema: ReturnType<typeof buildTokenRecordSchema> | undefined;
+
+/**
+ * The schema of the record stored under `token:<sha256>`, built on first use (a cold isolate
+ * pays for it with its first token, not at startup).
+ */
+export const tokenRecordSchema = () => (recordSchema ??= buildTokenRecordSchema());
+
 /** The record stored under `token:<sha256>`; also what the CLI shows (with `hash`, never the secret). */
-export const TokenRecord = z.object({
-  v: z.literal(1),
-  id: z.string().check(z.regex(/^tok_[0-9a-f]{16}$/)),
-  name: z.string().check(z.minLength(1), z.maxLength(100)),
-  scopes: z.array(z.enum(SCOPES)).check(z.minLength(1)),
-  domains: z.optional(z.array(z.string().check(z.regex(DOMAIN)))),
-  origins: z.optional(z.array(z.string().check(z.regex(ORIGIN)))),
-  expires_at: z.optional(z.iso.datetime()),
-  created_at: z.iso.datetime(),
-});
-export type TokenRecord = z.infer<typeof TokenRecord>;
+export type TokenRecord = z.infer<ReturnType<typeof buildTokenRecordSchema>>;
 
 /**
  * The record under `token-id:<id>`: the token record plus its current secret's hash, its
@@ -90,20 +99,24 @@ export interface KvLike {
   }>;
 }
 
-const CRC_TABLE = (() => {
-  const table = new Uint32Array(256);
+let crcTable: Uint32Array | undefined;
+/** The CRC-32 lookup table, computed on the first checksum. */
+function crcTableOf(): Uint32Array {
+  if (crcTable) return crcTable;
+  crcTable = new Uint32Array(256);
   for (let n = 0; n < 256; n++) {
     let c = n;
     for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
-    table[n] = c >>> 0;
+    crcTable[n] = c >>> 0;
   }
-  return table;
-})();
+  return crcTable;
+}
 
 function crc32Hex(text: string): string {
+  const table = crcTableOf();
   let crc = 0xffffffff;
   for (let i = 0; i < text.length; i++) {
-    crc = CRC_TABLE[(crc ^ text.charCodeAt(i)) & 0xff] ^ (crc >>> 8);
+    crc = table[(crc ^ text.charCodeAt(i)) & 0xff] ^ (crc >>> 8);
   }
   return ((crc ^ 0xffffffff) >>> 0).toString(16).padStart(8, "0");
 }
@@ -150,11 +163,10 @@ export async function findToken(
   secret: string,
   now = Date.now(),
 ): Promise<TokenRecord | null> {
-  const raw = await kv.get(hashKey(await hashSecret(secret)), "json");
-  if (raw === null) return null;
-  const parsed = TokenRecord.safeParse(raw);
-  if (!parsed.success) throw new Error("corrupt token record");
-  const record = parsed.data;
+  const hash = await hashSecret(secret);
+  const text = await kv.get(hashKey(hash), "text");
+  if (text === null) return null;
+  const record = parsedRecord(hash, text);
   if (record.expires_at && Date.parse(record.expires_at) <= now) return null;
   return record;
 }
@@ -170,6 +182,37 @@ function checkAdmin(r: { scopes: string[]; origins?: string[]; expires_at?: stri
   if (!r.expires_at || Date.parse(r.expires_at) > now.getTime() + ADMIN_MAX_LIFETIME_MS) {
     throw new Error(`a ${ADMIN_SCOPE} token must expire, at most ${days} days ahead (--expires)`);
   }
+}
+
+/** Most records whose parse an isolate keeps; a token's calls reuse its entry. */
+const PARSED_MAX = 256;
+/** The last stored text read per token hash, with its checked, frozen record. */
+const parsed = new Map<string, { text: string; record: Readonly<TokenRecord> }>();
+
+/**
+ * The stored text of a token's record, parsed and checked, reused while KV returns exactly the
+ * same text for the same hash: every call of a token reads KV (revocation and edits are seen on
+ * the next read), but only a changed record is parsed again. Throws for a corrupt record, which
+ * is never kept.
+ */
+function parsedRecord(hash: string, text: string): Readonly<TokenRecord> {
+  const kept = parsed.get(hash);
+  if (kept?.text === text) return kept.record;
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    throw new Error("corrupt token record");
+  }
+  const result = tokenRecordSchema().safeParse(value);
+  if (!result.success) throw new Error("corrupt token record");
+  const record = result.data;
+  for (const list of [record.scopes, record.domains, record.origins]) if (list) Object.freeze(list);
+  Object.freeze(record);
+  parsed.delete(hash);
+  if (parsed.size >= PARSED_MAX) parsed.delete(parsed.keys().next().value as string);
+  parsed.set(hash, { text, record });
+  return record;
 }
 
 /** Checks the operator's input and builds a record; throws with a message the CLI prints. */
@@ -190,7 +233,7 @@ export function buildRecord(input: NewToken, now = new Date()): TokenRecord {
     throw new Error("the expiry (--expires, expires_at) must be at least two minutes in the future");
   }
   if (candidate.scopes.includes(ADMIN_SCOPE)) checkAdmin(candidate, now);
-  const parsed = TokenRecord.safeParse(candidate);
+  const parsed = tokenRecordSchema().safeParse(candidate);
   if (!parsed.success) {
     const issue = parsed.error.issues[0];
     throw new Error(`invalid ${issue.path.join(".") || "token"}: ${issue.message}`);

@@ -36,7 +36,8 @@ function allowedOrigin(c: Context<AppEnv>, { allowedOrigins }: CorsOptions): str
  * credentials mode: callers send a bearer token, not cookies.
  */
 export const cors = (options: CorsOptions): MiddlewareHandler<AppEnv> =>
-  async function cors(c, next) {
+  // Not async: returns the rest of the chain's promise (see src/http/request-id.ts).
+  function cors(c, next) {
     const origin = allowedOrigin(c, options);
     c.set(
       "responseHeaders",
@@ -48,7 +49,7 @@ export const cors = (options: CorsOptions): MiddlewareHandler<AppEnv> =>
             "Access-Control-Expose-Headers": EXPOSE_HEADERS,
           },
     );
-    await next();
+    return next();
   };
 
 /**

@@ -20,9 +20,11 @@ const CREDENTIAL_LIKE = /vge_|eyJ/i;
  * stored in audit entries (audit ids are generated separately: request ids may repeat).
  */
 export const requestId = (): MiddlewareHandler<AppEnv> =>
-  async function requestId(c, next) {
+  // Not async: it returns the rest of the chain's promise instead of awaiting it (one promise
+  // and one microtask less per request; errors still reach Hono's handler through it).
+  function requestId(c, next) {
     const given = c.req.header("X-Request-Id");
     const usable = given !== undefined && WELL_FORMED.test(given) && !CREDENTIAL_LIKE.test(given);
     c.set("requestId", usable ? given : crypto.randomUUID());
-    await next();
+    return next();
   };

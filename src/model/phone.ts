@@ -17,15 +17,30 @@
  *
  * libphonenumber-js is MIT-licensed; its notice is in THIRD-PARTY-NOTICES.md.
  */
-import { PHONE_METADATA } from "./phone-metadata.ts";
+import { phoneMetadata } from "./phone-metadata.ts";
 
 /** A numbering plan as the metadata stores it (libphonenumber-js "min" format, version 4). */
 type Plan = readonly unknown[];
 type Types = readonly (readonly [string, number[]?] | 0)[];
 
-const CALLING_CODES = PHONE_METADATA.country_calling_codes as Record<string, string[]>;
-const COUNTRIES = PHONE_METADATA.countries as unknown as Record<string, Plan>;
-const NON_GEOGRAPHIC = (PHONE_METADATA.nonGeographic ?? {}) as unknown as Record<string, Plan>;
+interface Tables {
+  callingCodes: Record<string, string[]>;
+  countries: Record<string, Plan>;
+  nonGeographic: Record<string, Plan>;
+}
+let tables: Tables | undefined;
+/** The metadata's three tables, decoded on the first phone number an isolate sees. */
+function metadata(): Tables {
+  if (!tables) {
+    const m = phoneMetadata();
+    tables = {
+      callingCodes: m.country_calling_codes as Record<string, string[]>,
+      countries: m.countries as unknown as Record<string, Plan>,
+      nonGeographic: (m.nonGeographic ?? {}) as unknown as Record<string, Plan>,
+    };
+  }
+  return tables;
+}
 
 /** What an international number may be written with: `+`, then ASCII digits, spaces, dots, dashes, parentheses. */
 export const INTERNATIONAL_FORMAT = /^\+[0-9 ().-]{4,30}$/;
@@ -41,29 +56,40 @@ const prefixTransformRule = (p: Plan) => (p[8] || undefined) as string | undefin
 const leadingDigits = (p: Plan) => (p[10] || undefined) as string | undefined;
 const types = (p: Plan) => (p[11] || undefined) as Types | undefined;
 
-/** Compiled patterns, built once per isolate: the library compiles them on every call. */
-const compiled = new Map<string, RegExp>();
-function regex(source: string): RegExp {
-  let re = compiled.get(source);
+/**
+ * Compiled patterns, built once per isolate: the library compiles them on every call. Keyed by
+ * the metadata's own pattern string and the anchoring (`^(?:p)$`, `^(?:p)` or none), never by
+ * a concatenated source: a new string would be hashed in full on every lookup.
+ */
+const compiled = {
+  entire: new Map<string, RegExp>(),
+  start: new Map<string, RegExp>(),
+  plain: new Map<string, RegExp>(),
+};
+function regex(pattern: string, anchor: keyof typeof compiled = "plain"): RegExp {
+  const cache = compiled[anchor];
+  let re = cache.get(pattern);
   if (!re) {
-    re = new RegExp(source);
-    compiled.set(source, re);
+    re = new RegExp(
+      anchor === "entire" ? `^(?:${pattern})$` : anchor === "start" ? `^(?:${pattern})` : pattern,
+    );
+    cache.set(pattern, re);
   }
   return re;
 }
 
-const matchesEntirely = (text: string, pattern: string) => regex(`^(?:${pattern})$`).test(text);
+const matchesEntirely = (text: string, pattern: string) => regex(pattern, "entire").test(text);
 
 /** The geographic countries of a calling code, or undefined for a non-geographic one. */
 function countriesOf(callingCode: string): string[] | undefined {
-  const list = CALLING_CODES[callingCode];
+  const list = metadata().callingCodes[callingCode];
   return list && !(list.length === 1 && list[0].length === 3) ? list : undefined;
 }
 
 /** The plan a calling code selects: its main country's, or the non-geographic one. */
 function mainPlan(callingCode: string): Plan | undefined {
   const countries = countriesOf(callingCode);
-  return countries ? COUNTRIES[countries[0]] : NON_GEOGRAPHIC[callingCode];
+  return countries ? metadata().countries[countries[0]] : metadata().nonGeographic[callingCode];
 }
 
 type LengthCheck = "possible" | "too-short" | "too-long" | "invalid-length";
@@ -96,7 +122,7 @@ function countryOf(callingCode: string, national: string): string | undefined {
   if (!countries) return undefined;
   if (countries.length === 1) return countries[0];
   for (const country of countries) {
-    const plan = COUNTRIES[country];
+    const plan = metadata().countries[country];
     const leading = leadingDigits(plan);
     if (leading) {
       if (national && national.search(regex(leading)) === 0) return country;
@@ -111,7 +137,7 @@ function countryOf(callingCode: string, national: string): string | undefined {
 function stripNationalPrefix(number: string, callingCode: string, plan: Plan): string {
   const prefix = prefixForParsing(plan);
   if (!number || !prefix) return number;
-  const pattern = regex(`^(?:${prefix})`);
+  const pattern = regex(prefix, "start");
   const match = pattern.exec(number);
   if (!match) return number;
   const groups = match.length - 1;
@@ -123,7 +149,7 @@ function stripNationalPrefix(number: string, callingCode: string, plan: Plan): s
   if (matchesEntirely(number, pattern2) && !matchesEntirely(stripped, pattern2)) return number;
   if (possibleLengths(plan)) {
     const country = countryOf(callingCode, stripped);
-    const check = checkLength(stripped, country ? COUNTRIES[country] : plan);
+    const check = checkLength(stripped, country ? metadata().countries[country] : plan);
     if (check === "too-short" || check === "invalid-length") return number;
   }
   return stripped;
@@ -138,7 +164,7 @@ export function callingCodeOf(text: string): string | undefined {
   if (digits[0] === "0") return undefined;
   for (let i = 1; i <= 3 && i <= digits.length; i++) {
     const candidate = digits.slice(0, i);
-    if (countriesOf(candidate) || NON_GEOGRAPHIC[candidate]) return candidate;
+    if (countriesOf(candidate) || metadata().nonGeographic[candidate]) return candidate;
   }
   return undefined;
 }
@@ -170,9 +196,9 @@ export function checkPhone(text: string): { e164: string } | PhoneProblem {
   const named = country ?? geo;
   if (national.length < MIN_NATIONAL) return { reason: "too-short", callingCode, country: named };
   if (national.length > MAX_NATIONAL) return { reason: "too-long", callingCode, country: named };
-  const selected = country ? COUNTRIES[country] : plan;
+  const selected = country ? metadata().countries[country] : plan;
   if (!possibleLengths(selected)) {
-    return NON_GEOGRAPHIC[callingCode]
+    return metadata().nonGeographic[callingCode]
       ? { e164: `+${callingCode}${national}` }
       : { reason: "invalid-length", callingCode, country: named };
   }

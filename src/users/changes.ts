@@ -48,54 +48,63 @@ export function phoneMessage(problem: PhoneProblem): string {
   return `Not a possible length for a ${plan}.`;
 }
 
-const name = z.pipe(
-  text(),
-  z.transform((input: string, ctx) => {
-    const value = input.normalize("NFC").trim();
-    const length = [...value].length;
-    let message: string | undefined;
-    // A lone surrogate (`"\ud800"` is valid JSON) is not text: refuse it rather than forward it.
-    if (!value.isWellFormed()) message = "Must be valid Unicode text.";
-    else if (length < 1 || value.replace(IGNORABLE, "") === "") message = "Must not be empty.";
-    else if (length > NAME_MAX) message = `Must be at most ${NAME_MAX} characters.`;
-    else if (FORBIDDEN_IN_NAME.test(value)) message = "Must not contain control characters.";
-    else if (INVISIBLE.test(value)) message = "Must not contain invisible characters.";
-    if (message) {
-      ctx.issues.push({ code: "custom", message, input });
-      return z.NEVER;
-    }
-    return value;
-  }),
-);
-
-const phone = z.pipe(
-  text(),
-  z.transform((input: string, ctx) => {
-    const value = input.trim();
-    const checked = INTERNATIONAL_FORMAT.test(value) ? checkPhone(value) : undefined;
-    if (checked === undefined || !("e164" in checked)) {
-      const message = checked ? phoneMessage(checked) : MESSAGES.phoneFormat;
-      ctx.issues.push({ code: "custom", message, input });
-      return z.NEVER;
-    }
-    return checked.e164;
-  }),
-);
-
-/** The change a caller may request. Strict: unknown keys are refused, never dropped. */
-export const ChangeSchema = z
-  .strictObject({
-    first_name: z.optional(name),
-    last_name: z.optional(name),
-    phone_number: z.optional(phone),
-  })
-  .check(
-    z.refine((o) => Object.keys(o).length > 0, {
-      message: `At least one of ${FIELDS.join(", ")} is required.`,
+function buildChangeSchema() {
+  const name = z.pipe(
+    text(),
+    z.transform((input: string, ctx) => {
+      const value = input.normalize("NFC").trim();
+      const length = [...value].length;
+      let message: string | undefined;
+      // A lone surrogate (`"\ud800"` is valid JSON) is not text: refuse it rather than forward it.
+      if (!value.isWellFormed()) message = "Must be valid Unicode text.";
+      else if (length < 1 || value.replace(IGNORABLE, "") === "") message = "Must not be empty.";
+      else if (length > NAME_MAX) message = `Must be at most ${NAME_MAX} characters.`;
+      else if (FORBIDDEN_IN_NAME.test(value)) message = "Must not contain control characters.";
+      else if (INVISIBLE.test(value)) message = "Must not contain invisible characters.";
+      if (message) {
+        ctx.issues.push({ code: "custom", message, input });
+        return z.NEVER;
+      }
+      return value;
     }),
   );
 
-export type Changes = z.output<typeof ChangeSchema>;
+  const phone = z.pipe(
+    text(),
+    z.transform((input: string, ctx) => {
+      const value = input.trim();
+      const checked = INTERNATIONAL_FORMAT.test(value) ? checkPhone(value) : undefined;
+      if (checked === undefined || !("e164" in checked)) {
+        const message = checked ? phoneMessage(checked) : MESSAGES.phoneFormat;
+        ctx.issues.push({ code: "custom", message, input });
+        return z.NEVER;
+      }
+      return checked.e164;
+    }),
+  );
+
+  return z
+    .strictObject({
+      first_name: z.optional(name),
+      last_name: z.optional(name),
+      phone_number: z.optional(phone),
+    })
+    .check(
+      z.refine((o) => Object.keys(o).length > 0, {
+        message: `At least one of ${FIELDS.join(", ")} is required.`,
+      }),
+    );
+}
+
+let built: ReturnType<typeof buildChangeSchema> | undefined;
+
+/**
+ * The change a caller may request. Strict: unknown keys are refused, never dropped. Built on
+ * first use: a cold isolate whose first requests change no user never builds it.
+ */
+export const changeSchema = () => (built ??= buildChangeSchema());
+
+export type Changes = z.output<ReturnType<typeof buildChangeSchema>>;
 
 /** Turns zod issues into the `errors[]` of a validation problem. */
 export function toFieldErrors(issues: readonly z.core.$ZodIssue[]): FieldError[] {

@@ -18,7 +18,7 @@ import { logEvent } from "../http/log.ts";
 import { respondJson } from "../http/respond.ts";
 import { parseEmailSegment, rawEmailSegment, type TargetEmail } from "../model/email.ts";
 import { changedFields } from "../model/fields.ts";
-import { ChangeSchema, type Changes, MAX_BODY_BYTES, toFieldErrors } from "./changes.ts";
+import { type Changes, changeSchema, MAX_BODY_BYTES, toFieldErrors } from "./changes.ts";
 import { buildUpstreamRequest, sendUpstream, type UpstreamResult } from "./upstream.ts";
 
 /** Turns an upstream result that is not a success into the caller's problem. */
@@ -116,7 +116,7 @@ users.patch("/:email", async function changeUser(c) {
     await limitCaller(c);
     assertOrigin(c);
     const target = parseTarget(c);
-    const changes = await readJsonBody(c, ChangeSchema, {
+    const changes = await readJsonBody(c, changeSchema(), {
       detail: "The change is not valid.",
       maxBytes: MAX_BODY_BYTES,
       fieldErrors: toFieldErrors,

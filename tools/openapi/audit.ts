@@ -1,7 +1,7 @@
 /**
  * The review API's part of the contract (tools/openapi/document.ts): `GET /audit`, `GET /audit/{id}`
  * and `GET /audit/records` (raw signed records for `npm run audit -- verify`).
- * Query parameters come from `AuditQuerySchema`, the schema that validates them; the entry
+ * Query parameters come from `auditQuerySchema()`, the schema that validates them; the entry
  * schemas below describe what the review API answers, and test/openapi.test.ts parses real
  * answers with them.
  */

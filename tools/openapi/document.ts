@@ -11,13 +11,13 @@
  * To document a route: add its path items to `paths` below (and examples to tools/openapi/examples.ts).
  */
 import * as z from "zod/mini";
-import { AuditQuerySchema } from "../../src/audit/query-schema.ts";
+import { auditQuerySchema } from "../../src/audit/query-schema.ts";
 import { SCOPES } from "../../src/auth/tokens.ts";
 import { problemCatalog, problemTypeUri } from "../../src/http/errors.ts";
 import { DOMAIN, LOCAL } from "../../src/model/email.ts";
 import { INTERNATIONAL_FORMAT } from "../../src/model/phone.ts";
 import { CreateTokenSchema, RotateTokenSchema, TokenListQuerySchema } from "../../src/tokens/schemas.ts";
-import { ChangeSchema, MAX_BODY_BYTES, NAME_MAX } from "../../src/users/changes.ts";
+import { changeSchema, MAX_BODY_BYTES, NAME_MAX } from "../../src/users/changes.ts";
 import {
   AuditDetailSchema,
   AuditPageSchema,
@@ -39,6 +39,10 @@ import {
 import { TOKENS_TAG, tokenAnswerSchemas, tokenPaths, tokenResponses } from "./tokens.ts";
 
 type Json = Record<string, unknown>;
+
+/** The Worker builds its schemas on first use; the document is built from the same instances. */
+const ChangeSchema = changeSchema();
+const AuditQuerySchema = auditQuerySchema();
 
 const docs = z.registry<{
   description?: string;

@@ -14,6 +14,7 @@ import { readFileSync, writeFileSync } from "node:fs";
 import { resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { type BenchTarget, buildBenchWorker, freePort, sendChange, startBenchServer } from "./bench-http.ts";
+import { devtoolsSession } from "./devtools.ts";
 
 interface ProfileNode {
   id: number;
@@ -50,26 +51,7 @@ async function inspector() {
   const list = (await (await fetch(`http://127.0.0.1:${inspectorPort}/json`)).json()) as {
     webSocketDebuggerUrl: string;
   }[];
-  const ws = new WebSocket(list[0].webSocketDebuggerUrl);
-  await new Promise((resolve, reject) => {
-    ws.addEventListener("open", resolve);
-    ws.addEventListener("error", reject);
-  });
-  let id = 0;
-  const waiting = new Map<number, (result: unknown) => void>();
-  ws.addEventListener("message", (event) => {
-    const message = JSON.parse(String(event.data)) as { id?: number; result?: unknown };
-    if (message.id !== undefined) waiting.get(message.id)?.(message.result);
-  });
-  return {
-    call: <T>(method: string, params: object = {}) =>
-      new Promise<T>((resolve) => {
-        id += 1;
-        waiting.set(id, resolve as (result: unknown) => void);
-        ws.send(JSON.stringify({ id, method, params }));
-      }),
-    close: () => ws.close(),
-  };
+  return devtoolsSession(list[0].webSocketDebuggerUrl);
 }
 
 let profile: Profile;

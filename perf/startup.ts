@@ -22,6 +22,7 @@ import { connect } from "node:net";
 import { basename, dirname, join, relative, resolve } from "node:path";
 import { unstable_readConfig } from "wrangler";
 import { freePort, processCpuNs, workerdPath } from "./bench-http.ts";
+import { devtoolsSession } from "./devtools.ts";
 
 const root = resolve(import.meta.dirname, "..");
 
@@ -111,30 +112,6 @@ const { Miniflare, convertV4MiniflareOptions } = createRequire(
   createRequire(import.meta.url).resolve("wrangler/package.json"),
 )("miniflare") as typeof import("miniflare") & { convertV4MiniflareOptions(o: unknown): object };
 
-/** One DevTools-protocol session. */
-async function session(url: string) {
-  const ws = new WebSocket(url);
-  await new Promise((resolve, reject) => {
-    ws.addEventListener("open", resolve);
-    ws.addEventListener("error", reject);
-  });
-  let id = 0;
-  const waiting = new Map<number, (result: unknown) => void>();
-  ws.addEventListener("message", (event) => {
-    const message = JSON.parse(String(event.data)) as { id?: number; result?: unknown };
-    if (message.id !== undefined) waiting.get(message.id)?.(message.result);
-  });
-  return {
-    call: <T>(method: string, params: object = {}) =>
-      new Promise<T>((resolve) => {
-        id += 1;
-        waiting.set(id, resolve as (result: unknown) => void);
-        ws.send(JSON.stringify({ id, method, params }));
-      }),
-    close: () => ws.close(),
-  };
-}
-
 /**
  * What `wrangler check startup` does for one bundle (analyseBundle): a miniflare with the
  * profiler entry and the bundle's modules, the profiler started over the inspector, one
@@ -166,7 +143,7 @@ export async function profileStartup(
   try {
     await mf.ready;
     const inspector = await mf.getInspectorURL();
-    const s = await session(new URL("/core:user:profiler", inspector.href).href);
+    const s = await devtoolsSession(new URL("/core:user:profiler", inspector.href).href);
     await s.call("Profiler.enable");
     if (samplingIntervalUs) await s.call("Profiler.setSamplingInterval", { interval: samplingIntervalUs });
     await s.call("Profiler.start");

@@ -96,32 +96,8 @@ export interface TokenEventTarget {
   previous_expires_at?: string;
 }
 
-/**
- * The value under `entry:<id>` for a token lifecycle action: who acted (`token_id`, `token_name`:
- * an admin token, or `operator:<user>` for the CLI's direct KV path), which action, on which
- * token, and what came of it (`accepted`, or a refusal with its `reason`).
- */
-export interface TokenEventEntry {
-  v: 1;
-  id: string;
-  kind: "token";
-  request_id: string;
-  time: string;
-  token_id: string;
-  token_name: string;
-  origin?: string;
-  ip?: string;
-  user_agent?: string;
-  event: TokenEvent;
-  /** The token acted on; absent when a refused request named none that validated. */
-  target?: TokenEventTarget;
-  outcome: "accepted" | RefusalOutcome;
-  reason?: RefusalReason;
-  over_budget?: true;
-}
-
-/** The value under `entry:<id>`: the intent of a forwarded change, or a refusal. */
-export interface AuditEntry {
+/** What every `entry:` value starts with: the entry, the request and the acting token. */
+interface EntryHead {
   v: 1;
   id: string;
   /** The request id (caller's `X-Request-Id` or generated); not unique, never a key. */
@@ -132,6 +108,25 @@ export interface AuditEntry {
   origin?: string;
   ip?: string;
   user_agent?: string;
+}
+
+/**
+ * The value under `entry:<id>` for a token lifecycle action: who acted (`token_id`, `token_name`:
+ * an admin token, or `operator:<user>` for the CLI's direct KV path), which action, on which
+ * token, and what came of it (`accepted`, or a refusal with its `reason`).
+ */
+export interface TokenEventEntry extends EntryHead {
+  kind: "token";
+  event: TokenEvent;
+  /** The token acted on; absent when a refused request named none that validated. */
+  target?: TokenEventTarget;
+  outcome: "accepted" | RefusalOutcome;
+  reason?: RefusalReason;
+  over_budget?: true;
+}
+
+/** The value under `entry:<id>`: the intent of a forwarded change, or a refusal. */
+export interface AuditEntry extends EntryHead {
   /** Target address as validated and forwarded; absent when the path held no valid address. */
   email?: string;
   fields: Field[];

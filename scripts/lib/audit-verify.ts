@@ -12,6 +12,7 @@ import path from "node:path";
 import { parseArgs, parseEnv } from "node:util";
 import { parseKeyRing, type SigningKey } from "../../src/model/mac.ts";
 import { readLocalKey } from "./audit-key.ts";
+import { parseDuration } from "./cli.ts";
 import { openLocalKv, PROJECT_ROOT } from "./kv.ts";
 import { kvSource, type TrailSource, type VerifyReport, verifyTrail } from "./verify-trail.ts";
 
@@ -32,13 +33,16 @@ Exit:   0 clean, 1 problems found (or the trail could not be read), 2 usage erro
 
 class UsageError extends Error {}
 
-const UNITS: Record<string, number> = { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000, w: 604_800_000 };
-
-/** `<n>s|m|h|d|w` ago, or an ISO date/date-time. */
+/** A duration ago (the CLIs' one syntax, scripts/lib/cli.ts `parseDuration`), or an ISO date/date-time. */
 function timeArg(name: string, value: string | undefined, now: number): number | undefined {
   if (value === undefined) return undefined;
-  const rel = /^(\d+)([smhdw])$/.exec(value);
-  if (rel) return now - Number(rel[1]) * UNITS[rel[2]];
+  if (/^\d+[a-z]$/.test(value)) {
+    try {
+      return now - parseDuration(value);
+    } catch (err) {
+      throw new UsageError(`--${name}: ${(err as Error).message}`);
+    }
+  }
   const t = Date.parse(value);
   if (Number.isNaN(t)) throw new UsageError(`--${name}: not a time: ${value}`);
   return t;

@@ -16,28 +16,37 @@ export const NDJSON = "application/x-ndjson";
 /** The query parameters of `GET /audit`. */
 const PARAMS = ["email", "token", "outcome", "request_id", "since", "until", "limit", "cursor"];
 
-/**
- * An ISO 8601 date or date-time query value, as epoch ms (also the token list's `expiring`).
- * Built at import: src/tokens/schemas.ts, built at import too, shares it.
- */
-export const time = z.pipe(
-  z.union(
-    [z.iso.datetime({ offset: true }), z.iso.date()],
-    "Must be an ISO 8601 date (2026-01-31) or date-time (2026-01-31T12:00:00Z).",
-  ),
-  z.transform((s: string) => Date.parse(s)),
-);
+function buildQueryParts() {
+  return {
+    /** An ISO 8601 date or date-time query value, as epoch ms (also the token list's `expiring`). */
+    time: z.pipe(
+      z.union(
+        [z.iso.datetime({ offset: true }), z.iso.date()],
+        "Must be an ISO 8601 date (2026-01-31) or date-time (2026-01-31T12:00:00Z).",
+      ),
+      z.transform((s: string) => Date.parse(s)),
+    ),
+    /** A page size query value, 1 to 1000 (also the token list's). */
+    limit: z.pipe(
+      z.string().check(z.regex(/^[0-9]{1,4}$/, "Must be a whole number.")),
+      z.pipe(
+        z.transform(Number),
+        z.number().check(z.minimum(1, "Must be from 1 to 1000."), z.maximum(1000, "Must be from 1 to 1000.")),
+      ),
+    ),
+  };
+}
 
-/** A page size query value, 1 to 1000 (also the token list's). */
-export const limit = z.pipe(
-  z.string().check(z.regex(/^[0-9]{1,4}$/, "Must be a whole number.")),
-  z.pipe(
-    z.transform(Number),
-    z.number().check(z.minimum(1, "Must be from 1 to 1000."), z.maximum(1000, "Must be from 1 to 1000.")),
-  ),
-);
+let parts: ReturnType<typeof buildQueryParts> | undefined;
+
+/**
+ * The query values `GET /audit` and `GET /tokens` share (`time`, `limit`). Built on first use,
+ * like every schema here: a cold isolate serving a change never builds them.
+ */
+export const queryParts = () => (parts ??= buildQueryParts());
 
 function buildAuditQuerySchema() {
+  const { time, limit } = queryParts();
   const email = z.pipe(
     z.string(),
     z.transform((input: string, ctx) => {

@@ -40,13 +40,7 @@ import { logEvent } from "../http/log.ts";
 import type { RefusalReason } from "../http/reasons.ts";
 import { respondJson } from "../http/respond.ts";
 import { lifecycleEntry, targetOf, writeLifecycle } from "./lifecycle.ts";
-import {
-  CreateTokenSchema,
-  fieldErrors,
-  MAX_TOKEN_BODY_BYTES,
-  RotateTokenSchema,
-  TokenListQuerySchema,
-} from "./schemas.ts";
+import { fieldErrors, MAX_TOKEN_BODY_BYTES, tokenSchemas } from "./schemas.ts";
 
 type Ctx = Context<AppEnv>;
 
@@ -230,7 +224,7 @@ export const tokens = new Hono<AppEnv>();
 tokens.post(
   "/",
   adminRoute("token.create", async function createTokenRoute(c) {
-    const body = await readBody(c, CreateTokenSchema);
+    const body = await readBody(c, tokenSchemas().create);
     const secrets = [c.get("config").villageApiKey];
     c.set("tokenTarget", targetOf(body, secrets));
     if (body.scopes.includes(ADMIN_SCOPE)) {
@@ -257,7 +251,7 @@ tokens.get(
   "/",
   adminRoute(null, async function listTokensRoute(c) {
     const repeated = Object.entries(c.req.queries()).filter(([, values]) => values.length > 1);
-    const parsed = TokenListQuerySchema.safeParse(c.req.query());
+    const parsed = tokenSchemas().listQuery.safeParse(c.req.query());
     if (repeated.length || !parsed.success) {
       throw new ProblemError("invalid-request", "The token query is not valid.", {
         errors: parsed.success
@@ -304,7 +298,7 @@ tokens.post(
   "/:id/rotate",
   adminRoute("token.rotate", async function rotateTokenRoute(c) {
     const index = await managedToken(c);
-    const overlap = (await readBody(c, RotateTokenSchema, true)).overlap_seconds ?? DEFAULT_OVERLAP_S;
+    const overlap = (await readBody(c, tokenSchemas().rotate, true)).overlap_seconds ?? DEFAULT_OVERLAP_S;
     const now = new Date();
     if (statusOf(index, now.getTime()) !== "active") {
       throw new ProblemError("not-found", "This token is revoked or expired: create a new one instead.");

@@ -16,7 +16,7 @@ import { SCOPES } from "../../src/auth/tokens.ts";
 import { problemCatalog, problemTypeUri } from "../../src/http/errors.ts";
 import { DOMAIN, LOCAL } from "../../src/model/email.ts";
 import { INTERNATIONAL_FORMAT } from "../../src/model/phone.ts";
-import { CreateTokenSchema, RotateTokenSchema, TokenListQuerySchema } from "../../src/tokens/schemas.ts";
+import { tokenSchemas } from "../../src/tokens/schemas.ts";
 import { changeSchema, MAX_BODY_BYTES, NAME_MAX } from "../../src/users/changes.ts";
 import {
   AuditDetailSchema,
@@ -43,6 +43,11 @@ type Json = Record<string, unknown>;
 /** The Worker builds its schemas on first use; the document is built from the same instances. */
 const ChangeSchema = changeSchema();
 const AuditQuerySchema = auditQuerySchema();
+const {
+  create: CreateTokenSchema,
+  rotate: RotateTokenSchema,
+  listQuery: TokenListQuerySchema,
+} = tokenSchemas();
 
 const docs = z.registry<{
   description?: string;

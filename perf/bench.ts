@@ -26,8 +26,9 @@
  *    time of a deployed Worker does. Then a few changes to the app alone, counting the KV
  *    operations they make.
  * 3. Startup (perf/startup.ts): this Worker's startup active CPU time over a bare Hono
- *    hello-world's, both measured as `wrangler check startup` measures them, in alternating
- *    order over `--startup-rounds` rounds.
+ *    hello-world's, both measured as `wrangler check startup` measures them, in rotating
+ *    order over `--startup-rounds` rounds, with the startup floor (perf/startup-floor.ts:
+ *    the hello-world plus what every change needs loaded) measured alongside.
  *
  * Cases are interleaved over rounds and medians reported: the machine is shared. Part 2's
  * ratios are paired, the median over rounds of each round's ratio; part 3's is the ratio of
@@ -337,10 +338,15 @@ try {
   const startup = await startupRounds(startupRoundCount);
   const ms = (xs: number[]) => `${(median(xs) / 1000).toFixed(1)} ms (${spread(xs.map((x) => x / 1000))})`;
   console.log(
-    `startup active time (wrangler check startup's figure), ${startupRoundCount} rounds, medians: this Worker ${ms(startup.app)}, bare Hono hello-world ${ms(startup.hello)}`,
+    `startup active time (wrangler check startup's figure), ${startupRoundCount} rounds, medians: this Worker ${ms(startup.app)}, startup floor ${ms(startup.floor)}, bare Hono hello-world ${ms(startup.hello)}`,
   );
   console.log(
-    `startup by process CPU time, same rounds, medians: this Worker ${ms(startup.cpu.app)}, bare Hono hello-world ${ms(startup.cpu.hello)}; ratio ${startup.cpu.ratio.toFixed(2)}`,
+    `startup by process CPU time, same rounds, medians: this Worker ${ms(startup.cpu.app)}, startup floor ${ms(startup.cpu.floor)}, bare Hono hello-world ${ms(startup.cpu.hello)}; ratio ${startup.cpu.ratio.toFixed(2)}`,
+  );
+  const ofMedians = (a: number[], b: number[]) =>
+    median(b) > 0 ? (median(a) / median(b)).toFixed(2) : "(no busy sample in the median round)";
+  console.log(
+    `startup floor (Hono + zod/mini + the two schemas every change needs, loaded, not built) over the hello-world: active ${ofMedians(startup.floor, startup.hello)}, process CPU ${ofMedians(startup.cpu.floor, startup.cpu.hello)}; this Worker over the floor: active ${ofMedians(startup.app, startup.floor)}, process CPU ${ofMedians(startup.cpu.app, startup.cpu.floor)}`,
   );
   // The bare Worker's import often ends before V8's 1 ms sampler takes a sample: a median of 0
   // would make the ratio infinite. Then the ratio is of the means over the rounds, and when the

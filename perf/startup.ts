@@ -105,7 +105,8 @@ export default {
 }
 `;
 
-type Name = "app" | "hello";
+type Name = "app" | "floor" | "hello";
+const NAMES: Name[] = ["app", "floor", "hello"];
 
 /** The miniflare that wrangler itself runs (its own dependency, not the test pool's). */
 const { Miniflare, convertV4MiniflareOptions } = createRequire(
@@ -227,46 +228,45 @@ const median = (xs: number[]) => {
 };
 
 /**
- * Builds this Worker (src/index.ts, wrangler.toml's `main`) and the hello-world, runs `rounds`
- * rounds; returns the samples in µs and the ratio of their medians.
+ * Builds this Worker (src/index.ts, wrangler.toml's `main`), the startup floor
+ * (perf/startup-floor.ts) and the hello-world, runs `rounds` rounds, the three in rotating
+ * order; returns the samples in µs and the ratios of their medians to the hello-world's.
  */
 export async function startupRounds(
   rounds: number,
   { samplingIntervalUs, minify = true }: { samplingIntervalUs?: number; minify?: boolean } = {},
 ): Promise<{
   app: number[];
+  floor: number[];
   hello: number[];
   ratio: number;
-  cpu: { app: number[]; hello: number[]; ratio: number };
+  cpu: { app: number[]; floor: number[]; hello: number[]; ratio: number };
   profiles: Record<Name, CpuProfile>[];
 }> {
   const dir = resolve(root, ".bench/startup");
   const config = unstable_readConfig({ config: resolve(root, "wrangler.toml") });
-  const built = {
+  const built: Record<Name, Built> = {
     app: build(config.main ?? "src/index.ts", join(dir, "app"), minify),
+    floor: build("perf/startup-floor.ts", join(dir, "floor"), minify),
     hello: build("perf/hello.ts", join(dir, "hello"), minify),
   };
   const compat = { date: config.compatibility_date ?? "", flags: config.compatibility_flags ?? [] };
-  const app: number[] = [];
-  const hello: number[] = [];
+  const active: Record<Name, number[]> = { app: [], floor: [], hello: [] };
+  const cpu: Record<Name, number[]> = { app: [], floor: [], hello: [] };
   const profiles: Record<Name, CpuProfile>[] = [];
-  const cpu = { app: [] as number[], hello: [] as number[] };
   for (let i = 0; i < rounds; i++) {
-    const order: Name[] = i % 2 ? ["hello", "app"] : ["app", "hello"];
+    const order = NAMES.map((_, k) => NAMES[(k + i) % NAMES.length]);
     const r = {} as Record<Name, CpuProfile>;
     for (const name of order) {
       r[name] = await profileStartup(built[name], compat, samplingIntervalUs);
+      active[name].push(activeTimeUs(r[name]));
       cpu[name].push(await cpuStartupUs(built[name], compat));
     }
-    const active = { app: activeTimeUs(r.app), hello: activeTimeUs(r.hello) };
-    app.push(active.app);
-    hello.push(active.hello);
     profiles.push(r);
   }
   return {
-    app,
-    hello,
-    ratio: median(app) / median(hello),
+    ...active,
+    ratio: median(active.app) / median(active.hello),
     cpu: { ...cpu, ratio: median(cpu.app) / median(cpu.hello) },
     profiles,
   };

@@ -89,6 +89,32 @@ const FLOOR_HEADERS = (requestId: string) => ({
 });
 const FLOOR_TTL_S = 400 * 86_400;
 
+/** The floor's signing key, imported once per isolate (as src/model/mac.ts caches its own). */
+let floorKey: Promise<CryptoKey> | undefined;
+const floorEncoder = new TextEncoder();
+
+/**
+ * One HMAC-SHA-256 over a record's key name, metadata and value, the cheapest way: the design
+ * signs every audit record it requires (the intent once for its three keys, the outcome once).
+ */
+async function floorMac(env: Env, name: string, metadata: string, value: string): Promise<string> {
+  floorKey ??= crypto.subtle.importKey(
+    "raw",
+    Uint8Array.from(atob(env.AUDIT_SIGNING_KEY.slice(env.AUDIT_SIGNING_KEY.indexOf(":") + 1)), (ch) =>
+      ch.charCodeAt(0),
+    ),
+    { name: "HMAC", hash: "SHA-256" },
+    false,
+    ["sign"],
+  );
+  const sig = await crypto.subtle.sign(
+    "HMAC",
+    await floorKey,
+    floorEncoder.encode(`${name}\n${metadata}\n${value}`),
+  );
+  return btoa(String.fromCharCode(...new Uint8Array(sig)));
+}
+
 /**
  * The floor: what any implementation of this design must make the runtime do for one change,
  * with none of our checks. Hash the presented token and read its record (tokens are stored by
@@ -97,7 +123,8 @@ const FLOOR_TTL_S = 400 * 86_400;
  * three keys and wait for them (audit before forwarding), send the five headers the design
  * names, bound the call with `AbortSignal.timeout`, drop Village's body, write the outcome
  * after the response (`waitUntil`), log one line, answer 202 with a JSON body and the headers
- * every answer carries. The metadata and values are the size of the app's.
+ * every answer carries; sign the intent once and the outcome once (one HMAC each, the key
+ * imported once per isolate). The metadata and values are the size of the app's.
  */
 const floor = new Hono<{ Bindings: Env }>();
 floor.patch("/users/:email", async (c) => {
@@ -116,14 +143,12 @@ floor.patch("/users/:email", async (c) => {
     email,
     fields: ["first_name", "last_name", "phone_number"],
   };
-  const options = { expirationTtl: FLOOR_TTL_S, metadata };
+  const value = JSON.stringify({ ...metadata, id, time: new Date().toISOString(), body });
+  const mac = await floorMac(c.env, `entry:${id}`, JSON.stringify(metadata), value);
+  const options = { expirationTtl: FLOOR_TTL_S, metadata: { ...metadata, mac } };
   const audit = c.env.AUDIT;
   await Promise.all([
-    audit.put(
-      `entry:${id}`,
-      JSON.stringify({ ...metadata, id, time: new Date().toISOString(), body }),
-      options,
-    ),
+    audit.put(`entry:${id}`, value, options),
     audit.put(`by-token:${metadata.token_id}:${id}`, "", options),
     audit.put(`by-email:${email}:${id}`, "", options),
   ]);
@@ -145,7 +170,11 @@ floor.patch("/users/:email", async (c) => {
   );
   upstream.body?.cancel().catch(() => {});
   const outcome = JSON.stringify({ id, outcome: "accepted", upstream_status: upstream.status });
-  c.executionCtx.waitUntil(audit.put(`outcome:${id}`, outcome, { expirationTtl: FLOOR_TTL_S }));
+  c.executionCtx.waitUntil(
+    floorMac(c.env, `outcome:${id}`, "", outcome).then((mac) =>
+      audit.put(`outcome:${id}`, outcome, { expirationTtl: FLOOR_TTL_S, metadata: { mac } }),
+    ),
+  );
   console.log(JSON.stringify({ level: "info", event: "request", request_id: id, status: 202 }));
   return new Response(JSON.stringify({ status: "accepted", request_id: id, email }), {
     status: 202,

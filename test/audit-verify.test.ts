@@ -11,7 +11,14 @@ import {
   writeEntry,
   writeOutcome,
 } from "../src/audit/store.ts";
-import { macOf, parseKeyRing, parseSigningKey } from "../src/model/mac.ts";
+import {
+  base64url,
+  macOf,
+  parseKeyRing,
+  parseSigningKey,
+  signedMessage,
+  utf8Length,
+} from "../src/model/mac.ts";
 import { WRITE_CONFIG } from "./audit-helpers.ts";
 import { mint, patchUser, spyUpstream } from "./helpers.ts";
 
@@ -283,5 +290,48 @@ describe("key rotation", () => {
     const key = parseSigningKey(`k:${btoa("s".repeat(32))}`);
     expect(await macOf(key, "a", "b", "c")).not.toBe(await macOf(key, "a", "", "bc"));
     expect(await macOf(key, "a", "b", "c")).toMatch(/^k:[A-Za-z0-9_-]{43}$/);
+  });
+
+  it("builds the message as documented: each part's TextEncoder bytes, length-prefixed", () => {
+    // The reference: docs/storage.md's format spelled out part by part with TextEncoder.
+    const enc = new TextEncoder();
+    const reference = (parts: string[]) => {
+      const bytes = parts.map((p) => enc.encode(p));
+      const chunks = bytes.flatMap((b, i) => [
+        enc.encode(`${i === 0 ? "village-edge-audit-v1\n" : "\n"}${b.length}:`),
+        b,
+      ]);
+      return Uint8Array.from(chunks.flatMap((c) => [...c]));
+    };
+    const samples = [
+      "",
+      "entry:01JD",
+      "Zoë Ørsted",
+      "名前",
+      "emoji 😀 and 𝄞",
+      "lone \ud800 high",
+      "lone \udc00 low",
+      "high at end \ud83d",
+      '{"a":"\u0000\u007f\u0080\u07ff\u0800\uffff"}',
+    ];
+    for (const a of samples) {
+      expect(utf8Length(a)).toBe(enc.encode(a).length);
+      for (const b of samples.slice(0, 4)) {
+        expect([...signedMessage(a, b, `${b}${a}`)]).toEqual([...reference([a, b, `${b}${a}`])]);
+      }
+    }
+  });
+
+  it("encodes MACs as the platform's base64, made url-safe and unpadded", () => {
+    const viaBtoa = (bytes: Uint8Array) =>
+      btoa(String.fromCharCode(...bytes))
+        .replaceAll("+", "-")
+        .replaceAll("/", "_")
+        .replace(/=+$/, "");
+    for (let n = 0; n <= 40; n++) {
+      const bytes = crypto.getRandomValues(new Uint8Array(n));
+      expect(base64url(bytes)).toBe(viaBtoa(bytes));
+    }
+    expect(base64url(new Uint8Array([0xfb, 0xff, 0xfe]))).toBe("-__-");
   });
 });

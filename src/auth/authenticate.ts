@@ -45,17 +45,12 @@ declare module "hono" {
   }
 }
 
-/** The actor named in logs, limiter keys and audit entries: a token's public id or a user's actor id. */
-export function actorOf(p: Principal): { kind: "token" | "user"; id: string } {
-  return p.kind === "token" ? { kind: "token", id: p.tokenId } : { kind: "user", id: p.actorId };
-}
-
 /**
- * The caller's id as logs and the audit trail name it: a token's public id, or a signed-in
+ * The actor named in logs, limiter keys and audit entries: a token's public id, or a signed-in
  * user's actor id ({@link userActorId}: nothing secret-shaped, at most 133 characters).
  */
-export function actorId(p: Principal, _secrets: readonly string[] = []): string {
-  return p.kind === "token" ? p.tokenId : p.actorId;
+export function actorOf(p: Principal): { kind: "token" | "user"; id: string } {
+  return p.kind === "token" ? { kind: "token", id: p.tokenId } : { kind: "user", id: p.actorId };
 }
 
 /** Longest percent-encoded subject kept readable in an actor id. */
@@ -80,10 +75,10 @@ export async function userActorId(subject: string): Promise<string> {
   return `user:%sha256-${toHex(new Uint8Array(digest))}`;
 }
 
-/** The request's caller id ({@link actorId}), or null before authentication established one. */
+/** The request's caller id ({@link actorOf}), or null before authentication established one. */
 export const callerOf = (c: Context): string | null => {
   const principal: Principal | undefined = c.get("principal");
-  return principal ? actorId(principal) : null;
+  return principal ? actorOf(principal).id : null;
 };
 
 /** Longest `Authorization` header read at all: room for an identity provider's JWT. */

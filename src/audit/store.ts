@@ -7,11 +7,11 @@
  * written with it too, never with a raw `put`.
  */
 
-import { toHex } from "../auth/tokens.ts";
 import type { AuditValues } from "../config.ts";
 import type { RefusalReason } from "../http/reasons.ts";
 import { canonicalEmail } from "../model/email.ts";
 import type { Field } from "../model/fields.ts";
+import { toHex } from "../model/hex.ts";
 import { macOf, type SigningKey } from "../model/mac.ts";
 import { clip } from "../model/text.ts";
 

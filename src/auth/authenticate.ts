@@ -5,10 +5,11 @@ import { ProblemError } from "../http/errors.ts";
 import { logEvent } from "../http/log.ts";
 import { normalizeEmail, type TargetEmail } from "../model/email.ts";
 import type { Field } from "../model/fields.ts";
+import { toHex } from "../model/hex.ts";
 import { type JwksProvider, JwksUnavailable } from "./jwks.ts";
 import { JWT_SHAPE, MAX_JWT_LENGTH, verifyUserJwt } from "./jwt.ts";
 import { credentialProblem, insufficientScope } from "./refusals.ts";
-import { findToken, isWellFormedToken, type Scope, TOKEN_PREFIX, toHex } from "./tokens.ts";
+import { findToken, isWellFormedToken, type Scope, TOKEN_PREFIX } from "./tokens.ts";
 
 /** A caller holding one of our opaque tokens. Carries the public id only, never the secret. */
 export interface TokenPrincipal {

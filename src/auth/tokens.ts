@@ -4,6 +4,7 @@
  * Key layout: docs/storage.md.
  */
 import * as z from "zod/mini";
+import { toHex } from "../model/hex.ts";
 import { ADMIN_MAX_LIFETIME_MS, ADMIN_SCOPE, MAX_OVERLAP_S, SCOPES, type Scope } from "./scopes.ts";
 
 /** Every token starts with this, so secret scanners can find leaked ones. */
@@ -121,14 +122,7 @@ function crc32Hex(text: string): string {
   return ((crc ^ 0xffffffff) >>> 0).toString(16).padStart(8, "0");
 }
 
-const HEX = Array.from({ length: 256 }, (_, b) => b.toString(16).padStart(2, "0"));
 const encoder = new TextEncoder();
-
-export function toHex(bytes: Uint8Array): string {
-  let out = "";
-  for (let i = 0; i < bytes.length; i++) out += HEX[bytes[i]];
-  return out;
-}
 
 function randomHex(bytes: number): string {
   return toHex(crypto.getRandomValues(new Uint8Array(bytes)));

@@ -8,6 +8,7 @@
  * Keys are `<kid>:<base64 secret>` (at least 32 bytes); a MAC is `<kid>:<base64url HMAC>`, so
  * verification picks the right key after a rotation.
  */
+import { toHex } from "./hex.ts";
 
 /** One signing key: its id (written into every MAC) and its secret bytes, base64. */
 export interface SigningKey {
@@ -164,8 +165,5 @@ export async function checkMac(
 
 /** Lowercase hex SHA-256 of a string's UTF-8 bytes (digest parts and the digest chain). */
 export async function sha256Hex(text: string): Promise<string> {
-  const bytes = new Uint8Array(await crypto.subtle.digest("SHA-256", encoder.encode(text)));
-  let out = "";
-  for (const b of bytes) out += b.toString(16).padStart(2, "0");
-  return out;
+  return toHex(new Uint8Array(await crypto.subtle.digest("SHA-256", encoder.encode(text))));
 }

@@ -18,15 +18,15 @@ import { execFileSync } from "node:child_process";
 import { mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
-import { unstable_readConfig } from "wrangler";
 import {
   type BenchTarget,
   buildBenchWorker,
+  median,
   processCpuNs,
   sendChange,
   startBenchServer,
 } from "./bench-http.ts";
-import { activeTimeUs, build, cpuStartupUs, profileStartup } from "./startup.ts";
+import { build, measureStartups } from "./startup.ts";
 
 const root = resolve(import.meta.dirname, "..");
 const { values: args } = parseArgs({
@@ -52,11 +52,6 @@ rmSync(baseDir, { recursive: true, force: true });
 mkdirSync(baseDir, { recursive: true });
 execFileSync("sh", ["-c", `git archive ${commit} | tar -x -C "${baseDir}"`], { cwd: root });
 
-const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
-};
 const range = (xs: number[]) => `${Math.min(...xs).toFixed(2)}..${Math.max(...xs).toFixed(2)}`;
 
 console.log(`A/B: this tree (new) against ${args.base} = ${commit.slice(0, 12)} (base)`);
@@ -123,23 +118,14 @@ try {
   }
   if (startupRounds > 0) {
     const dir = resolve(root, ".bench/ab-startup");
-    const built = {
-      base: build("src/index.ts", join(dir, "base"), true, baseDir),
-      new: build("src/index.ts", join(dir, "new"), true, root),
-      hello: build("perf/hello.ts", join(dir, "hello")),
-    };
-    const toml = unstable_readConfig({ config: resolve(root, "wrangler.toml") });
-    const compat = { date: toml.compatibility_date ?? "", flags: toml.compatibility_flags ?? [] };
-    const names = ["base", "new", "hello"] as const;
-    const active: Record<string, number[]> = { base: [], new: [], hello: [] };
-    const cpu: Record<string, number[]> = { base: [], new: [], hello: [] };
-    for (let r = 0; r < startupRounds; r++) {
-      const order = names.map((_, i) => names[(i + r) % names.length]);
-      for (const name of order) {
-        active[name].push(activeTimeUs(await profileStartup(built[name], compat)));
-        cpu[name].push(await cpuStartupUs(built[name], compat));
-      }
-    }
+    const { active, cpu } = await measureStartups(
+      {
+        base: build("src/index.ts", join(dir, "base"), true, baseDir),
+        new: build("src/index.ts", join(dir, "new"), true, root),
+        hello: build("perf/hello.ts", join(dir, "hello")),
+      },
+      startupRounds,
+    );
     const ms = (xs: number[]) => (median(xs) / 1000).toFixed(1);
     console.log(
       `startup active, ${startupRounds} rounds, medians: base ${ms(active.base)} ms, new ${ms(active.new)} ms, hello ${ms(active.hello)} ms`,

@@ -135,6 +135,13 @@ const bench :Workerd.Worker = (
   return { url, pid: child.pid ?? 0, close: () => child.kill("SIGTERM") };
 }
 
+/** The median of some samples (the mean of the middle two for an even count). */
+export const median = (xs: number[]): number => {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+};
+
 export async function freePort(): Promise<number> {
   const server = createServer();
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));

@@ -48,6 +48,7 @@ import { createTestHarness } from "wrangler";
 import {
   type BenchTarget,
   buildBenchWorker,
+  median,
   processCpuNs,
   sendChange,
   startBenchServer,
@@ -119,12 +120,6 @@ for (const name of cases) if (!known.includes(name)) throw new Error(`--only: th
 
 /** `min..max` of some samples, rounded to µs. */
 const spread = (xs: number[]) => `${Math.min(...xs).toFixed(0)}..${Math.max(...xs).toFixed(0)}`;
-
-const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
-};
 
 // The harness loads the prebuilt bundle under the name of wrangler.toml's `main` (src/index.ts).
 const bundle = resolve(outdir, "index.js");

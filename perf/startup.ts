@@ -8,8 +8,9 @@
  * profile's active time, its sampled time less its idle samples.
  *
  * Each round runs what wrangler runs (its own miniflare, a fresh one per Worker, so each import
- * is a cold isolate's) for both Workers in alternating order; the ratio is of the two
- * medians over the rounds (not of each round's pair: at V8's default 1 ms interval a
+ * is a cold isolate's) for each Worker (this one, the startup floor of perf/startup-floor.ts,
+ * the hello-world; `npm run bench:ab` passes its own) in rotating order
+ * ({@link measureStartups}); a ratio is of two medians over the rounds (not of each round's pair: at V8's default 1 ms interval a
  * hello-world's import can end before the sampler takes a busy sample, an active time of 0).
  * As in wrangler, a busy sample carries the time since the sample before it: on a loaded
  * machine that gap is part of both figures, so each round also times the same import by the
@@ -21,7 +22,7 @@ import { createRequire } from "node:module";
 import { connect } from "node:net";
 import { basename, dirname, join, relative, resolve } from "node:path";
 import { unstable_readConfig } from "wrangler";
-import { freePort, processCpuNs, workerdPath } from "./bench-http.ts";
+import { freePort, median, processCpuNs, workerdPath } from "./bench-http.ts";
 import { devtoolsSession } from "./devtools.ts";
 
 const root = resolve(import.meta.dirname, "..");
@@ -105,9 +106,6 @@ export default {
 }
 `;
 
-type Name = "app" | "floor" | "hello";
-const NAMES: Name[] = ["app", "floor", "hello"];
-
 /** The miniflare that wrangler itself runs (its own dependency, not the test pool's). */
 const { Miniflare, convertV4MiniflareOptions } = createRequire(
   createRequire(import.meta.url).resolve("wrangler/package.json"),
@@ -121,7 +119,6 @@ const { Miniflare, convertV4MiniflareOptions } = createRequire(
 export async function profileStartup(
   built: Built,
   compat: { date: string; flags: string[] },
-  samplingIntervalUs?: number,
 ): Promise<CpuProfile> {
   const mf = new Miniflare(
     convertV4MiniflareOptions({
@@ -146,7 +143,6 @@ export async function profileStartup(
     const inspector = await mf.getInspectorURL();
     const s = await devtoolsSession(new URL("/core:user:profiler", inspector.href).href);
     await s.call("Profiler.enable");
-    if (samplingIntervalUs) await s.call("Profiler.setSamplingInterval", { interval: samplingIntervalUs });
     await s.call("Profiler.start");
     const res = await mf.dispatchFetch("https://example.com");
     const body = await res.text();
@@ -221,53 +217,59 @@ const w :Workerd.Worker = (
   }
 }
 
-const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
-};
+let config: ReturnType<typeof unstable_readConfig> | undefined;
+/** wrangler.toml as wrangler reads it, read once. */
+const wranglerConfig = () => (config ??= unstable_readConfig({ config: resolve(root, "wrangler.toml") }));
+
+/**
+ * Measures each built Worker's startup `rounds` times, both ways (wrangler's active time and
+ * process CPU, in µs), the Workers in rotating order so that none is always first after
+ * another; compatibility date and flags from wrangler.toml.
+ */
+export async function measureStartups<N extends string>(
+  built: Record<N, Built>,
+  rounds: number,
+): Promise<{ active: Record<N, number[]>; cpu: Record<N, number[]> }> {
+  const config = wranglerConfig();
+  const compat = { date: config.compatibility_date ?? "", flags: config.compatibility_flags ?? [] };
+  const names = Object.keys(built) as N[];
+  const empty = () => Object.fromEntries(names.map((n) => [n, [] as number[]])) as Record<N, number[]>;
+  const active = empty();
+  const cpu = empty();
+  for (let i = 0; i < rounds; i++) {
+    for (const name of names.map((_, k) => names[(k + i) % names.length])) {
+      active[name].push(activeTimeUs(await profileStartup(built[name], compat)));
+      cpu[name].push(await cpuStartupUs(built[name], compat));
+    }
+  }
+  return { active, cpu };
+}
 
 /**
  * Builds this Worker (src/index.ts, wrangler.toml's `main`), the startup floor
- * (perf/startup-floor.ts) and the hello-world, runs `rounds` rounds, the three in rotating
- * order; returns the samples in µs and the ratios of their medians to the hello-world's.
+ * (perf/startup-floor.ts) and the hello-world and measures them over `rounds` rounds; returns
+ * the samples in µs and the ratios of this Worker's medians to the hello-world's.
  */
-export async function startupRounds(
-  rounds: number,
-  { samplingIntervalUs, minify = true }: { samplingIntervalUs?: number; minify?: boolean } = {},
-): Promise<{
+export async function startupRounds(rounds: number): Promise<{
   app: number[];
   floor: number[];
   hello: number[];
   ratio: number;
   cpu: { app: number[]; floor: number[]; hello: number[]; ratio: number };
-  profiles: Record<Name, CpuProfile>[];
 }> {
   const dir = resolve(root, ".bench/startup");
-  const config = unstable_readConfig({ config: resolve(root, "wrangler.toml") });
-  const built: Record<Name, Built> = {
-    app: build(config.main ?? "src/index.ts", join(dir, "app"), minify),
-    floor: build("perf/startup-floor.ts", join(dir, "floor"), minify),
-    hello: build("perf/hello.ts", join(dir, "hello"), minify),
-  };
-  const compat = { date: config.compatibility_date ?? "", flags: config.compatibility_flags ?? [] };
-  const active: Record<Name, number[]> = { app: [], floor: [], hello: [] };
-  const cpu: Record<Name, number[]> = { app: [], floor: [], hello: [] };
-  const profiles: Record<Name, CpuProfile>[] = [];
-  for (let i = 0; i < rounds; i++) {
-    const order = NAMES.map((_, k) => NAMES[(k + i) % NAMES.length]);
-    const r = {} as Record<Name, CpuProfile>;
-    for (const name of order) {
-      r[name] = await profileStartup(built[name], compat, samplingIntervalUs);
-      active[name].push(activeTimeUs(r[name]));
-      cpu[name].push(await cpuStartupUs(built[name], compat));
-    }
-    profiles.push(r);
-  }
+  const main = wranglerConfig().main ?? "src/index.ts";
+  const { active, cpu } = await measureStartups(
+    {
+      app: build(main, join(dir, "app")),
+      floor: build("perf/startup-floor.ts", join(dir, "floor")),
+      hello: build("perf/hello.ts", join(dir, "hello")),
+    },
+    rounds,
+  );
   return {
     ...active,
     ratio: median(active.app) / median(active.hello),
     cpu: { ...cpu, ratio: median(cpu.app) / median(cpu.hello) },
-    profiles,
   };
 }

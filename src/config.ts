@@ -130,6 +130,20 @@ export function parseConfig(env: Env): Config {
     }),
     userAuth: parseUserAuth(env),
     auditValues: parseAuditValues(env.AUDIT_VALUES),
+    ...parseAuditWriting(env),
+  };
+}
+
+/**
+ * What every audit write needs: the retention (`AUDIT_RETENTION_DAYS`, 1 to 3650 days, 400
+ * unless set) and the signing key. Also how the token CLI's direct path reads them
+ * (src/tokens/lifecycle.ts), so that its entries expire and are signed as the Worker's are.
+ */
+export function parseAuditWriting(env: {
+  AUDIT_RETENTION_DAYS?: string;
+  AUDIT_SIGNING_KEY?: string;
+}): Pick<Config, "auditRetentionDays" | "auditSigningKey"> {
+  return {
     auditRetentionDays: parseInteger("AUDIT_RETENTION_DAYS", env.AUDIT_RETENTION_DAYS, {
       fallback: 400,
       min: 1,

@@ -56,16 +56,12 @@ interface Lifecycle {
     entry: object,
     cfg: { auditRetentionDays: number; auditSigningKey: unknown },
   ): Promise<void>;
-  signingKey(raw: string): unknown;
+  auditWriteConfig(vars: { AUDIT_RETENTION_DAYS?: string; AUDIT_SIGNING_KEY: string }): {
+    auditRetentionDays: number;
+    auditSigningKey: unknown;
+  };
 }
 const LIFECYCLE: string = "../../src/tokens/lifecycle.ts";
-
-/** AUDIT_RETENTION_DAYS as the Worker reads it (src/config.ts): 400 unless set. */
-function retentionDays(vars: Record<string, unknown>): number {
-  const raw = String(vars.AUDIT_RETENTION_DAYS ?? "");
-  const n = Number(raw);
-  return raw !== "" && Number.isInteger(n) && n >= 1 && n <= 3650 ? n : 400;
-}
 
 /**
  * The key that signs the lifecycle entries this path writes, as the Worker signs its own:
@@ -117,8 +113,13 @@ export async function directBackend(opts: {
   }
   const lifecycle = (await import(LIFECYCLE)) as Lifecycle;
   const { lifecycleEntry, operatorActor, targetOf, writeLifecycle } = lifecycle;
-  const days = retentionDays(vars);
-  const cfg = { auditRetentionDays: days, auditSigningKey: lifecycle.signingKey(signingKeyText(opts)) };
+  // Retention and signing key by the Worker's own rules (src/config.ts): entries written here
+  // expire and are signed as the Worker's are, and a value the Worker would refuse is refused.
+  const cfg = lifecycle.auditWriteConfig({
+    AUDIT_RETENTION_DAYS:
+      vars.AUDIT_RETENTION_DAYS === undefined ? undefined : String(vars.AUDIT_RETENTION_DAYS),
+    AUDIT_SIGNING_KEY: signingKeyText(opts),
+  });
   const actor = operatorActor(os.userInfo().username);
   const record = (event: "token.create" | "token.rotate" | "token.revoke", target: object) =>
     writeLifecycle(

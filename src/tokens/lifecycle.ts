@@ -17,8 +17,9 @@ import {
   writeEntry,
 } from "../audit/store.ts";
 import type { TokenRecord } from "../auth/tokens.ts";
+import { parseAuditWriting } from "../config.ts";
+import { ProblemError } from "../http/errors.ts";
 import type { RefusalReason } from "../http/reasons.ts";
-import { parseSigningKey, type SigningKey } from "../model/mac.ts";
 
 /** Who acted: an admin token's public id and name, or `operator:<name>` for the direct path. */
 export interface Actor {
@@ -96,5 +97,18 @@ export function writeLifecycle(
   return writeEntry(kv, entry, cfg);
 }
 
-/** The signing key of an `AUDIT_SIGNING_KEY` value, for the CLI's direct path. */
-export const signingKey = (raw: string): SigningKey => parseSigningKey(raw);
+/**
+ * The CLI direct path's audit write configuration, read from the Worker's vars and signing key
+ * by the Worker's own rules ({@link parseAuditWriting}); when they are wrong, an Error that
+ * names the binding and the rule (the Worker's generic 500 text would say neither).
+ */
+export function auditWriteConfig(vars: {
+  AUDIT_RETENTION_DAYS?: string;
+  AUDIT_SIGNING_KEY: string;
+}): AuditWriteConfig {
+  try {
+    return parseAuditWriting(vars);
+  } catch (err) {
+    throw err instanceof ProblemError && err.logDetail ? new Error(err.logDetail) : err;
+  }
+}

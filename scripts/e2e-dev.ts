@@ -397,6 +397,18 @@ await step(
   },
 );
 
+await step("the demo token npm start mints is in the trail, created by the direct path", async () => {
+  const id = /Demo token:\s+(tok_[0-9a-f]{16})/.exec(banner)?.[1];
+  check(id, "the banner names no demo token id");
+  const listed = auditAt("--token", id, "--json");
+  check(listed.status === 0, `audit: exit ${listed.status}: ${listed.stderr}`);
+  const events = (JSON.parse(listed.stdout) as { event?: string; token_id: string }[]).filter((e) => e.event);
+  check(
+    events.length === 1 && events[0].event === "token.create" && events[0].token_id.startsWith("operator:"),
+    JSON.stringify(events),
+  );
+});
+
 await step(
   "an admin token is minted only by the direct path, which the trail names operator:<login>",
   async () => {

@@ -3,12 +3,12 @@
  * minting anew. The demo token (`users:write`, sandbox mode only, so a demo token never works
  * against the real Village) and the local admin token (`tokens:admin`, 12 h, both modes): the
  * token CLI reads it from the state file (scripts/lib/server.ts) to use the local token API.
- * The admin token is made through the direct path, so its creation is in the audit trail.
+ * Both are made and revoked through the token CLI's direct path, so each creation and revocation
+ * is in the audit trail like any other token's.
  * Their public ids are remembered in `<local state>/village-edge-demo-token.json`.
  */
 import { readFile, rm, writeFile } from "node:fs/promises";
 import path from "node:path";
-import { createToken, revokeToken } from "../../src/auth/tokens.ts";
 import { openLocalStores, persistRoot } from "./kv.ts";
 import { directBackend } from "./token-direct.ts";
 
@@ -36,9 +36,9 @@ export async function rotateDemoToken(opts: {
   }
   const stores = await openLocalStores(opts.persistTo);
   try {
-    const previous = typeof saved.id === "string" ? saved.id : undefined;
-    const revokedId = previous && (await revokeToken(stores.tokens, previous)) ? previous : undefined;
     const backend = await directBackend({ remote: false, persistTo: opts.persistTo, stores });
+    const previous = typeof saved.id === "string" ? saved.id : undefined;
+    const revokedId = previous && (await backend.revoke(previous)) ? previous : undefined;
     if (typeof saved.admin_id === "string") await backend.revoke(saved.admin_id);
     const made = await backend.create({
       name: "npm start: local token API",
@@ -48,7 +48,7 @@ export async function rotateDemoToken(opts: {
     const admin = { id: made.record.id, secret: made.secret };
     let demo: Minted | undefined;
     if (opts.mint) {
-      const { secret, record } = await createToken(stores.tokens, { name: "demo", scopes: ["users:write"] });
+      const { secret, record } = await backend.create({ name: "demo", scopes: ["users:write"] });
       demo = { id: record.id, secret };
     }
     await rm(file, { force: true });
